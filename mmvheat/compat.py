@@ -1,0 +1,121 @@
+"""Make mmengine 0.10.x checkpoints load on torch >= 2.6.
+
+mmengine calls ``torch.load`` without ``weights_only``; since torch 2.6 that
+means ``weights_only=True``, which refuses the non-tensor objects mmengine
+writes into its own checkpoints (the message hub's ``HistoryBuffer``s, numpy
+arrays and scalars, and a ``getattr(HistoryBuffer, 'min')``-style reference
+to its statistics methods). Resuming a run then fails.
+
+:func:`install_torch_load_fix` replaces mmengine's loader for local files
+with one that keeps ``weights_only=True`` but allows exactly those types (and
+a ``getattr`` that only resolves HistoryBuffer's statistics methods). Nothing
+is changed for other callers of ``torch.load``. Files that still need full
+unpickling are refused with an explanation; set ``MMVHEAT_UNSAFE_LOAD=1``
+only for files you trust.
+"""
+import os
+import pickle
+from typing import Any, Callable, List
+
+import numpy as np
+import torch
+
+__all__ = [
+    'install_torch_load_fix', 'mmengine_safe_globals', 'safe_torch_load'
+]
+
+UNSAFE_ENV = 'MMVHEAT_UNSAFE_LOAD'
+
+
+def _numpy_globals() -> List[Any]:
+    """numpy's pickle entry points, under every module name they are
+    pickled as (numpy 1 ``numpy.core``, numpy 2 ``numpy._core``)."""
+    items: List[Any] = [np.ndarray, np.dtype]
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy < 2
+        from numpy.core import multiarray
+    for name in ('_reconstruct', 'scalar'):
+        fn = getattr(multiarray, name)
+        items += [(fn, f'numpy.core.multiarray.{name}'),
+                  (fn, f'numpy._core.multiarray.{name}')]
+    dtypes = getattr(np, 'dtypes', None)
+    if dtypes is not None:
+        items += [
+            getattr(dtypes, n) for n in dir(dtypes) if n.endswith('DType')
+        ]
+    return items
+
+
+def _history_buffer_getattr() -> Callable:
+    """A ``getattr`` that resolves only HistoryBuffer's statistics methods."""
+    from mmengine.logging import HistoryBuffer
+
+    def restricted_getattr(obj, name):
+        if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+            return getattr(obj, name)
+        raise pickle.UnpicklingError(
+            f'refusing getattr({obj!r}, {name!r}) while loading a checkpoint:'
+            ' only HistoryBuffer statistics methods are allowed')
+
+    return restricted_getattr
+
+
+def mmengine_safe_globals() -> List[Any]:
+    """The types mmengine puts into its checkpoints, for
+    ``torch.serialization.safe_globals``."""
+    from mmengine.logging import HistoryBuffer
+    return [HistoryBuffer, (_history_buffer_getattr(), 'builtins.getattr')
+            ] + _numpy_globals()
+
+
+def safe_torch_load(filename: str, map_location=None) -> Any:
+    """``torch.load`` with ``weights_only=True`` plus mmengine's types.
+
+    Args:
+        filename (str): A local checkpoint path.
+        map_location: As for ``torch.load``. Defaults to None.
+
+    Returns:
+        The loaded object.
+
+    Raises:
+        RuntimeError: The file holds objects outside the allowlist (and
+            ``MMVHEAT_UNSAFE_LOAD=1`` is not set); the message names them.
+    """
+    if os.environ.get(UNSAFE_ENV, '') == '1':
+        return torch.load(filename, map_location=map_location,
+                          weights_only=False)
+    with torch.serialization.safe_globals(mmengine_safe_globals()):
+        try:
+            return torch.load(filename, map_location=map_location,
+                              weights_only=True)
+        except pickle.UnpicklingError as err:
+            raise RuntimeError(
+                f'Could not load {filename!r} safely (weights_only=True): '
+                f'it holds objects outside the types mmengine writes.\n'
+                f'{str(err).splitlines()[0]}\nIf you trust this file, set '
+                f'{UNSAFE_ENV}=1 to load it with full unpickling.') from err
+
+
+def _load_from_local(filename: str, map_location=None) -> Any:
+    filename = os.path.expanduser(filename)
+    if not os.path.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    return safe_torch_load(filename, map_location=map_location)
+
+
+_installed = False
+
+
+def install_torch_load_fix() -> None:
+    """Route mmengine's local checkpoint loading through
+    :func:`safe_torch_load` (resume, ``load_checkpoint``, ``Pretrained``
+    init). Idempotent; called when ``mmvheat.models`` is imported."""
+    global _installed
+    if _installed:
+        return
+    from mmengine.runner.checkpoint import CheckpointLoader
+    CheckpointLoader.register_scheme(
+        prefixes='', loader=_load_from_local, force=True)
+    _installed = True

@@ -1,0 +1,244 @@
+"""The Heat Conduction Operator (HCO) and the vHeat block.
+
+Both work on channels-last tensors (B, H, W, C): LayerNorms act on the last
+dim without permute copies and the 1x1-conv MLP runs as linear layers on the
+same weights. Parameter names and shapes follow the authors' released
+checkpoints (``op.dwconv``, ``op.linear``, ``op.to_k.0``, ``mlp.fc1`` as a
+(out, in, 1, 1) conv weight, ...).
+"""
+from collections import OrderedDict
+from typing import Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from mmvheat.ops import dct2d, decay_map, idct2d, resize_freq_embed
+
+# How many input sizes one operator keeps deploy tables for (LRU). Detection
+# sees many image sizes; each table is H*W*C floats.
+DEPLOY_TABLES_PER_BLOCK = 4
+
+
+def drop_path(x: torch.Tensor, drop_prob: float, training: bool) -> torch.Tensor:
+    """Stochastic depth per sample, scaled by the keep probability."""
+    if drop_prob == 0. or not training:
+        return x
+    keep_prob = 1 - drop_prob
+    shape = (x.shape[0], ) + (1, ) * (x.dim() - 1)
+    mask = x.new_empty(shape).bernoulli_(keep_prob)
+    if keep_prob > 0:
+        mask.div_(keep_prob)
+    return x * mask
+
+
+class DropPath(nn.Module):
+    """Stochastic depth (drop whole residual branches per sample).
+
+    Args:
+        drop_prob (float): Probability of dropping a sample's branch.
+            Defaults to 0.
+    """
+
+    def __init__(self, drop_prob: float = 0.) -> None:
+        super().__init__()
+        self.drop_prob = float(drop_prob)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return drop_path(x, self.drop_prob, self.training)
+
+    def extra_repr(self) -> str:
+        return f'drop_prob={self.drop_prob}'
+
+
+class HeatConductionOperator(nn.Module):
+    """The Heat Conduction Operator (``Heat2D`` in the authors' code).
+
+    ``dwconv -> linear -> (u, z)``; ``u`` goes through the 2-D DCT, is damped
+    per frequency and channel by ``exp(-(w_n^2 + w_m^2)) ** ReLU(to_k(FVE))``
+    and comes back through the IDCT; then ``out_norm(u) * SiLU(z)`` and
+    ``out_linear``.
+
+    In deploy mode the damping factors ("decay tables") are computed once per
+    input size and kept (see :meth:`deploy_decay`); they are rebuilt whenever
+    the FVE or ``to_k`` changes.
+
+    Args:
+        dim (int): Number of channels C.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+        self.dwconv = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+        self.linear = nn.Linear(dim, 2 * dim)
+        self.out_norm = nn.LayerNorm(dim, eps=1e-5)
+        self.out_linear = nn.Linear(dim, dim)
+        self.to_k = nn.Sequential(OrderedDict(
+            [('0', nn.Linear(dim, dim)), ('1', nn.ReLU())]))
+        self._deploy_tables: 'OrderedDict[tuple, tuple]' = OrderedDict()
+
+    def conductivity(self, freq_embed: torch.Tensor) -> torch.Tensor:
+        """``k = ReLU(to_k(FVE))``: the learned exponent per frequency."""
+        return self.to_k(freq_embed)
+
+    def decay(self, freq_embed: torch.Tensor) -> torch.Tensor:
+        """Damping factors (H, W, C) for an FVE already on the (H, W) grid."""
+        h, w = freq_embed.shape[:2]
+        base = decay_map(h, w, freq_embed.device)
+        return torch.pow(base[:, :, None], self.conductivity(freq_embed))
+
+    def _table_signature(self, freq_embed: torch.Tensor) -> tuple:
+        """What a deploy table depends on: identity and version of each
+        source tensor (in-place updates bump ``_version``)."""
+        tensors = (freq_embed, self.to_k[0].weight, self.to_k[0].bias)
+        return tuple((t.data_ptr(), t._version, t.dtype) for t in tensors)
+
+    def deploy_decay(self, freq_embed: torch.Tensor,
+                     size: Tuple[int, int]) -> torch.Tensor:
+        """Damping factors for a feature map of ``size``, kept for re-use.
+
+        Args:
+            freq_embed (torch.Tensor): The stage's FVE parameter on its own
+                grid (not resized); it is resized here when needed.
+            size (tuple[int, int]): The feature map's (H, W).
+
+        Returns:
+            torch.Tensor: The (H, W, C) factors, computed without autograd.
+        """
+        size = (int(size[0]), int(size[1]))
+        key = (size, freq_embed.device)
+        signature = self._table_signature(freq_embed)
+        entry = self._deploy_tables.get(key)
+        if entry is not None and entry[0] == signature:
+            self._deploy_tables.move_to_end(key)
+            return entry[1]
+        with torch.no_grad(), torch.autocast(
+                freq_embed.device.type, enabled=False):
+            table = self.decay(resize_freq_embed(freq_embed.float(), size))
+        self._deploy_tables[key] = (signature, table)
+        self._deploy_tables.move_to_end(key)
+        while len(self._deploy_tables) > DEPLOY_TABLES_PER_BLOCK:
+            self._deploy_tables.popitem(last=False)
+        return table
+
+    def clear_deploy_tables(self) -> None:
+        """Forget every kept deploy table."""
+        self._deploy_tables.clear()
+
+    def _apply(self, fn, *args, **kwargs):
+        # .to()/.cuda()/.half() make new parameters: drop tables made from
+        # the old ones rather than keep them alive.
+        self.clear_deploy_tables()
+        return super()._apply(fn, *args, **kwargs)
+
+    def forward(self,
+                x: torch.Tensor,
+                freq_embed: Optional[torch.Tensor] = None,
+                decay: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Apply the operator.
+
+        Args:
+            x (torch.Tensor): Channels-last input (B, H, W, C).
+            freq_embed (torch.Tensor, optional): The FVE on the (H, W) grid,
+                shape (H, W, C). Needed unless ``decay`` is given.
+            decay (torch.Tensor, optional): Precomputed damping factors
+                (H, W, C), e.g. from :meth:`deploy_decay`. Defaults to None.
+
+        Returns:
+            torch.Tensor: Channels-last output (B, H, W, C).
+        """
+        x = self.dwconv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        u, z = self.linear(x).chunk(2, dim=-1)
+        if decay is None:
+            if freq_embed is None:
+                raise ValueError('HeatConductionOperator needs either '
+                                 '`freq_embed` or `decay`')
+            decay = self.decay(freq_embed)
+        u = idct2d(dct2d(u) * decay)
+        u = self.out_norm(u) * F.silu(z)
+        return self.out_linear(u)
+
+
+class ConvMlp(nn.Module):
+    """The block's MLP: 1x1 conv, GELU, 1x1 conv, run on channels-last input.
+
+    The weights are stored as 1x1 ``Conv2d`` (as in the released checkpoints)
+    and applied as linear layers on the last dim, which is the same map.
+
+    Args:
+        dim (int): Input and output channels.
+        hidden_dim (int): Hidden channels.
+    """
+
+    def __init__(self, dim: int, hidden_dim: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(dim, hidden_dim, 1)
+        self.act = nn.GELU()
+        self.fc2 = nn.Conv2d(hidden_dim, dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.linear(x, self.fc1.weight.flatten(1), self.fc1.bias)
+        x = self.act(x)
+        return F.linear(x, self.fc2.weight.flatten(1), self.fc2.bias)
+
+
+class HeatBlock(nn.Module):
+    """One vHeat block: HCO branch and MLP branch, each residual.
+
+    * ``post_norm=False``: ``x + dp(g1 * op(norm1(x)))``, then
+      ``x + dp(g2 * mlp(norm2(x)))``.
+    * ``post_norm=True``: ``x + dp(g1 * norm1(op(x)))``, then
+      ``x + dp(g2 * norm2(mlp(x)))``.
+
+    Args:
+        dim (int): Number of channels.
+        drop_path (float): Stochastic depth rate of this block.
+            Defaults to 0.
+        post_norm (bool): Normalise after (True) or before (False) each
+            branch. Defaults to False.
+        layer_scale (float, optional): Initial value of the per-channel
+            scales ``gamma1``/``gamma2``; None for no layer scale.
+            Defaults to None.
+        mlp_ratio (float): Hidden width of the MLP over ``dim``.
+            Defaults to 4.
+    """
+
+    def __init__(self,
+                 dim: int,
+                 drop_path: float = 0.,
+                 post_norm: bool = False,
+                 layer_scale: Optional[float] = None,
+                 mlp_ratio: float = 4.) -> None:
+        super().__init__()
+        self.post_norm = post_norm
+        self.norm1 = nn.LayerNorm(dim, eps=1e-5)
+        self.op = HeatConductionOperator(dim)
+        self.drop_path = DropPath(drop_path)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-5)
+        self.mlp = ConvMlp(dim, int(dim * mlp_ratio))
+        if layer_scale is not None:
+            self.gamma1 = nn.Parameter(torch.full((dim, ), float(layer_scale)))
+            self.gamma2 = nn.Parameter(torch.full((dim, ), float(layer_scale)))
+        else:
+            self.gamma1 = self.gamma2 = None
+
+    def _scale(self, x: torch.Tensor, gamma: Optional[torch.Tensor]):
+        return x if gamma is None else gamma * x
+
+    def forward(self,
+                x: torch.Tensor,
+                freq_embed: Optional[torch.Tensor] = None,
+                decay: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Channels-last (B, H, W, C) in and out; see
+        :meth:`HeatConductionOperator.forward` for ``freq_embed``/``decay``."""
+        if self.post_norm:
+            heat = self.norm1(self.op(x, freq_embed, decay))
+        else:
+            heat = self.op(self.norm1(x), freq_embed, decay)
+        x = x + self.drop_path(self._scale(heat, self.gamma1))
+        if self.post_norm:
+            mlp = self.norm2(self.mlp(x))
+        else:
+            mlp = self.mlp(self.norm2(x))
+        return x + self.drop_path(self._scale(mlp, self.gamma2))

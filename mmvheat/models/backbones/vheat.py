@@ -1,0 +1,408 @@
+"""The vHeat backbone (Wang et al., "Building Vision Models upon Heat
+Conduction", CVPR 2025), one class for mmpretrain, mmdetection and
+mmsegmentation."""
+import math
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.utils.checkpoint as cp
+from mmengine.model import BaseModule
+
+from mmvheat.ops import resize_freq_embed
+from mmvheat.registry import MODELS
+from .heat_conduction import HeatBlock
+
+
+class _Permute(nn.Module):
+    """Permute dims (no parameters); keeps the stem's key layout."""
+
+    def __init__(self, *dims: int) -> None:
+        super().__init__()
+        self.dims = dims
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(*self.dims)
+
+
+def _channel_norm(dim: int, eps: float) -> nn.Sequential:
+    """LayerNorm over the channels of (B, C, H, W), at index 1 of a
+    Sequential as in the released checkpoints (``norm1.1.weight``)."""
+    return nn.Sequential(
+        _Permute(0, 2, 3, 1), nn.LayerNorm(dim, eps=eps), _Permute(0, 3, 1, 2))
+
+
+class StemLayer(nn.Module):
+    """Stride-4 stem: conv s2, LN, GELU, conv s2, LN (LN eps 1e-6).
+
+    Args:
+        in_channels (int): Image channels.
+        out_channels (int): Width of the first stage.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(
+            in_channels, out_channels // 2, 3, stride=2, padding=1)
+        self.norm1 = _channel_norm(out_channels // 2, eps=1e-6)
+        self.act = nn.GELU()
+        self.conv2 = nn.Conv2d(
+            out_channels // 2, out_channels, 3, stride=2, padding=1)
+        self.norm2 = _channel_norm(out_channels, eps=1e-6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C_in, H, W) in; channels-last (B, H/4, W/4, C) out."""
+        x = self.act(self.norm1(self.conv1(x)))
+        x = self.conv2(x).permute(0, 2, 3, 1)
+        return self.norm2[1](x)
+
+
+class Downsample(nn.Sequential):
+    """Conv 3x3 s2 (no bias) then LayerNorm, on channels-last tensors.
+
+    Stored as ``(conv, norm)`` items ``0`` and ``1`` like the released
+    checkpoints.
+
+    Args:
+        in_channels (int): Input width.
+        out_channels (int): Output width.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(
+            nn.Conv2d(
+                in_channels, out_channels, 3, stride=2, padding=1,
+                bias=False), nn.LayerNorm(out_channels, eps=1e-5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self[0](x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return self[1](x)
+
+
+@MODELS.register_module()
+class VHeat(BaseModule):
+    """vHeat backbone.
+
+    A stride-4 stem and four stages of heat-conduction blocks with widths
+    C, 2C, 4C, 8C. Stage ``i`` owns one frequency value embedding (FVE)
+    ``freq_embed.i`` on an ``img_size / 2^(i+2)`` grid shared by its blocks;
+    for feature maps of another size it is resized bicubically. Any input
+    size works: every stride-2 layer rounds up, so stage ``i`` of an
+    (H, W) input is ``(ceil(H / 2^(i+2)), ceil(W / 2^(i+2)))``.
+
+    The parameter names follow the authors' released checkpoints, so their
+    Mask R-CNN / UperNet ``backbone.*`` weights load with ``strict=True``.
+    The official classifier's head ``classifier.0`` (LayerNorm) is
+    ``outnorm3`` here and ``classifier.3`` (Linear) is the ``fc`` of
+    mmpretrain's ``LinearClsHead`` behind ``GlobalAveragePooling``.
+
+    Args:
+        arch (str | dict): 'tiny'/'t', 'small'/'s', 'base'/'b', or a dict
+            with keys ``depths`` (4 ints), ``dims`` (int C or 4 ints),
+            ``post_norm`` (bool) and ``layer_scale`` (float or None).
+            Defaults to 'tiny'.
+        in_channels (int): Input image channels. Defaults to 3.
+        img_size (int | tuple[int, int]): Input size the FVEs are sized for
+            (224 for the ImageNet models, 512 for the authors' detection and
+            segmentation models). Defaults to 224.
+        drop_path_rate (float): Stochastic depth rate, rising linearly from 0
+            over all blocks. Defaults to 0.1.
+        out_indices (Sequence[int] | int): Stages to output (negative counts
+            from the end); each output goes through its own LayerNorm
+            ``outnorm{i}``. Defaults to -1 (the last stage).
+        frozen_stages (int): Freeze (no gradient, eval mode) the stem when
+            >= 0 and stages ``0 .. frozen_stages - 1`` (their blocks, FVE,
+            downsample and output norm) as in mmdet's ResNet. -1 freezes
+            nothing. Defaults to -1.
+        with_cp (bool): Gradient checkpointing per block (saves memory,
+            costs a second forward). Defaults to False.
+        deploy (bool): Build the model in deploy mode (see
+            :meth:`switch_to_deploy`). Defaults to False.
+        init_cfg (dict | list[dict], optional): mmengine initialisation
+            config, e.g. ``dict(type='Pretrained', checkpoint=...)``.
+            Defaults to None (the authors' initialisation).
+    """
+    arch_zoo: Dict[str, dict] = {
+        **dict.fromkeys(['t', 'tiny'], {
+            'depths': [2, 2, 6, 2],
+            'dims': 96,
+            'post_norm': False,
+            'layer_scale': None
+        }),
+        **dict.fromkeys(['s', 'small'], {
+            'depths': [2, 2, 18, 2],
+            'dims': 96,
+            'post_norm': True,
+            'layer_scale': 1e-5
+        }),
+        **dict.fromkeys(['b', 'base'], {
+            'depths': [2, 2, 18, 2],
+            'dims': 128,
+            'post_norm': True,
+            'layer_scale': 1e-5
+        }),
+    }
+    num_stages = 4
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'tiny',
+                 in_channels: int = 3,
+                 img_size: Union[int, Sequence[int]] = 224,
+                 drop_path_rate: float = 0.1,
+                 out_indices: Union[int, Sequence[int]] = -1,
+                 frozen_stages: int = -1,
+                 with_cp: bool = False,
+                 deploy: bool = False,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.arch_settings = self._parse_arch(arch)
+        depths = self.arch_settings['depths']
+        dims = self.arch_settings['dims']
+        self.depths = depths
+        self.dims = dims
+        self.in_channels = in_channels
+        self.img_size = self._pair(img_size, 'img_size')
+        self.out_indices = self._parse_out_indices(out_indices)
+        if not -1 <= frozen_stages <= self.num_stages:
+            raise ValueError(f'frozen_stages must be in [-1, {self.num_stages}]'
+                             f', got {frozen_stages}')
+        self.frozen_stages = frozen_stages
+        self.with_cp = with_cp
+        self.drop_path_rate = drop_path_rate
+
+        self.patch_embed = StemLayer(in_channels, dims[0])
+        self.freq_embed = nn.ParameterList([
+            nn.Parameter(torch.zeros(*self.fve_grid(i), dims[i]))
+            for i in range(self.num_stages)
+        ])
+        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        self.layers = nn.ModuleList()
+        for i, depth in enumerate(depths):
+            first = sum(depths[:i])
+            stage = nn.ModuleList([
+                HeatBlock(
+                    dims[i],
+                    drop_path=rates[first + j],
+                    post_norm=self.arch_settings['post_norm'],
+                    layer_scale=self.arch_settings['layer_scale'])
+                for j in range(depth)
+            ])
+            if i < self.num_stages - 1:
+                stage.append(Downsample(dims[i], dims[i + 1]))
+            self.layers.append(stage)
+        for i in self.out_indices:
+            self.add_module(f'outnorm{i}', nn.LayerNorm(dims[i], eps=1e-5))
+
+        self._init_default_weights()
+        self.deploy = False
+        if deploy:
+            self.switch_to_deploy()
+        self._freeze_stages()
+
+    # ------------------------------------------------------------------
+    # construction helpers
+    @classmethod
+    def _parse_arch(cls, arch: Union[str, dict]) -> dict:
+        if isinstance(arch, str):
+            key = arch.lower()
+            if key not in cls.arch_zoo:
+                names = sorted(set(cls.arch_zoo))
+                raise ValueError(f'Unknown vHeat arch {arch!r}; choose one of '
+                                 f'{names} or pass a dict with keys depths, '
+                                 'dims, post_norm, layer_scale')
+            arch = cls.arch_zoo[key]
+        if not isinstance(arch, dict):
+            raise TypeError('arch must be a str or a dict, got '
+                            f'{type(arch).__name__}')
+        missing = {'depths', 'dims'} - set(arch)
+        unknown = set(arch) - {'depths', 'dims', 'post_norm', 'layer_scale'}
+        if missing or unknown:
+            raise ValueError(
+                'A custom vHeat arch dict needs keys depths and dims (and '
+                'optionally post_norm, layer_scale); '
+                f'missing {sorted(missing)}, unknown {sorted(unknown)}')
+        depths = [int(d) for d in arch['depths']]
+        dims = arch['dims']
+        if isinstance(dims, int):
+            dims = [dims * 2**i for i in range(cls.num_stages)]
+        dims = [int(d) for d in dims]
+        if len(depths) != cls.num_stages or len(dims) != cls.num_stages:
+            raise ValueError(f'arch depths and dims must have '
+                             f'{cls.num_stages} entries, got depths={depths}, '
+                             f'dims={dims}')
+        if min(depths) < 1 or min(dims) < 2:
+            raise ValueError('arch depths must be >= 1 and dims >= 2, got '
+                             f'depths={depths}, dims={dims}')
+        return dict(
+            depths=depths,
+            dims=dims,
+            post_norm=bool(arch.get('post_norm', False)),
+            layer_scale=arch.get('layer_scale', None))
+
+    @staticmethod
+    def _pair(value: Union[int, Sequence[int]], name: str) -> Tuple[int, int]:
+        pair = (value, value) if isinstance(value, int) else tuple(value)
+        if len(pair) != 2 or min(pair) < 1:
+            raise ValueError(f'{name} must be a positive int or (h, w), '
+                             f'got {value!r}')
+        return int(pair[0]), int(pair[1])
+
+    def _parse_out_indices(self, out_indices) -> Tuple[int, ...]:
+        if isinstance(out_indices, int):
+            out_indices = [out_indices]
+        parsed = []
+        for index in out_indices:
+            if not -self.num_stages <= index < self.num_stages:
+                raise ValueError(f'out_indices must be in [-{self.num_stages},'
+                                 f' {self.num_stages - 1}], got {index}')
+            parsed.append(index % self.num_stages)
+        return tuple(sorted(set(parsed)))
+
+    def fve_grid(self, stage: int) -> Tuple[int, int]:
+        """The (H, W) grid of stage ``stage``'s FVE: ``img_size / 2^(i+2)``
+        (rounded down, as the authors' ``int(res0 // 2^i)``)."""
+        return tuple(int(s / 4 // 2**stage) for s in self.img_size)
+
+    def _init_default_weights(self) -> None:
+        """The authors' init: Linear weights trunc-normal(0.02) with zero
+        bias, LayerNorm (1, 0), FVEs trunc-normal(0.02); convs keep
+        PyTorch's default."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        for fve in self.freq_embed:
+            nn.init.trunc_normal_(fve, std=.02)
+
+    @property
+    def out_channels(self) -> List[int]:
+        """Channels of each output, in ``out_indices`` order."""
+        return [self.dims[i] for i in self.out_indices]
+
+    # ------------------------------------------------------------------
+    # freezing / modes
+    def _frozen_modules(self) -> List[nn.Module]:
+        if self.frozen_stages < 0:
+            return []
+        frozen = [self.patch_embed]
+        for i in range(self.frozen_stages):
+            frozen.append(self.layers[i])
+            if i in self.out_indices:
+                frozen.append(getattr(self, f'outnorm{i}'))
+        return frozen
+
+    def _freeze_stages(self) -> None:
+        for module in self._frozen_modules():
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+        for i in range(max(self.frozen_stages, 0)):
+            self.freq_embed[i].requires_grad = False
+
+    def train(self, mode: bool = True) -> 'VHeat':
+        """Set the mode; frozen stages stay in eval mode."""
+        super().train(mode)
+        self._freeze_stages()
+        return self
+
+    def switch_to_deploy(self) -> None:
+        """Switch to deploy mode: the decay tables
+        ``exp(-(w_n^2 + w_m^2)) ** k`` of every block are computed once per
+        input size (now for the FVE's own grid, later on first use for any
+        other size) instead of in every forward, as the authors'
+        ``infer_mode`` does.
+
+        The state dict is unchanged (the tables are derived data), so a
+        deployed model saves and loads like a training one. Tables are only
+        used when no gradient can reach the FVEs or ``to_k`` (otherwise the
+        training form runs), and are rebuilt when those tensors change
+        (loading weights, an optimizer step, ``.to()``), so they are never
+        stale.
+        """
+        self.deploy = True
+        for i, stage in enumerate(self.layers):
+            for block in stage[:self.depths[i]]:
+                block.op.deploy_decay(self.freq_embed[i], self.fve_grid(i))
+
+    # ------------------------------------------------------------------
+    # forward
+    def _check_input(self, x: torch.Tensor) -> None:
+        if not isinstance(x, torch.Tensor) or x.dim() != 4:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x)
+            raise ValueError('VHeat expects a 4-D image batch (B, C, H, W), '
+                             f'got {shape}')
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f'VHeat was built for {self.in_channels} input '
+                             f'channels, got {x.shape[1]} (input shape '
+                             f'{tuple(x.shape)}, expected (B, '
+                             f'{self.in_channels}, H, W))')
+        if x.shape[2] < 1 or x.shape[3] < 1:
+            raise ValueError(f'VHeat got an empty image of shape '
+                             f'{tuple(x.shape)}')
+
+    def _use_tables(self, stage: int) -> bool:
+        """Deploy tables only when no gradient can flow to FVE or to_k."""
+        if not self.deploy:
+            return False
+        if not torch.is_grad_enabled():
+            return True
+        return not self.freq_embed[stage].requires_grad and not any(
+            block.op.to_k[0].weight.requires_grad
+            for block in self.layers[stage][:self.depths[stage]])
+
+    def _run_block(self, block: HeatBlock, x: torch.Tensor, freq_embed,
+                   decay) -> torch.Tensor:
+        if self.with_cp and x.requires_grad:
+            return cp.checkpoint(
+                block, x, freq_embed, decay, use_reentrant=False)
+        return block(x, freq_embed, decay)
+
+    def forward_stage(self, stage: int, x: torch.Tensor) -> torch.Tensor:
+        """Run the blocks of ``stage`` on channels-last ``x``."""
+        size = tuple(x.shape[1:3])
+        blocks = self.layers[stage][:self.depths[stage]]
+        if self._use_tables(stage):
+            for block in blocks:
+                decay = block.op.deploy_decay(self.freq_embed[stage], size)
+                x = self._run_block(block, x, None, decay)
+        else:
+            freq_embed = resize_freq_embed(self.freq_embed[stage], size)
+            for block in blocks:
+                x = self._run_block(block, x, freq_embed, None)
+        return x
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Extract features.
+
+        Args:
+            x (torch.Tensor): Images (B, in_channels, H, W), any H and W.
+
+        Returns:
+            tuple[torch.Tensor]: For each stage in ``out_indices``, its
+            features after the blocks (before the downsample) through
+            ``outnorm{i}``, shape (B, C_i, ceil(H / 2^(i+2)),
+            ceil(W / 2^(i+2))).
+        """
+        self._check_input(x)
+        x = self.patch_embed(x)
+        outs = []
+        for i in range(self.num_stages):
+            x = self.forward_stage(i, x)
+            if i in self.out_indices:
+                out = getattr(self, f'outnorm{i}')(x)
+                outs.append(out.permute(0, 3, 1, 2).contiguous())
+            if i < self.num_stages - 1:
+                x = self.layers[i][-1](x)
+        return tuple(outs)
+
+    @staticmethod
+    def feature_size(size: int, stage: int) -> int:
+        """Side length of stage ``stage``'s map for an input side ``size``
+        (each of the stage's stride-2 layers rounds up)."""
+        for _ in range(stage + 2):
+            size = math.ceil(size / 2)
+        return size

@@ -1,0 +1,48 @@
+"""Packaging for mmvheat."""
+import os.path as osp
+
+from setuptools import find_packages, setup
+
+HERE = osp.dirname(osp.abspath(__file__))
+
+
+def get_version() -> str:
+    """Read ``__version__`` from ``mmvheat/version.py`` without importing."""
+    namespace: dict = {}
+    with open(osp.join(HERE, 'mmvheat', 'version.py')) as f:
+        exec(f.read(), namespace)
+    return namespace['__version__']
+
+
+def parse_requirements(name: str) -> list:
+    """Requirement lines of ``requirements/<name>.txt`` (comments dropped)."""
+    lines = []
+    with open(osp.join(HERE, 'requirements', f'{name}.txt')) as f:
+        for line in f:
+            line = line.split('#', 1)[0].strip()
+            if line and not line.startswith('-'):
+                lines.append(line)
+    return lines
+
+
+setup(
+    name='mmvheat',
+    version=get_version(),
+    description='vHeat (Building Vision Models upon Heat Conduction) for '
+    'mmpretrain, mmdetection and mmsegmentation',
+    long_description=open(osp.join(HERE, 'README.md')).read()
+    if osp.exists(osp.join(HERE, 'README.md')) else '',
+    long_description_content_type='text/markdown',
+    license='Apache License 2.0',
+    packages=find_packages(exclude=('configs', 'tools', 'tests', 'tests.*')),
+    python_requires='>=3.8',
+    # mmcv is deliberately absent: pip would try to build it in an isolated
+    # environment without torch. tools/install.sh builds it.
+    install_requires=parse_requirements('runtime'),
+    extras_require={
+        'tasks': parse_requirements('tasks'),
+        'mmcv': parse_requirements('mminstall'),
+        'tests': parse_requirements('tests'),
+    },
+    zip_safe=False,
+)
