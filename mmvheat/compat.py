@@ -51,8 +51,12 @@ def _history_buffer_getattr() -> Callable:
     """A ``getattr`` that resolves only HistoryBuffer's statistics methods."""
     from mmengine.logging import HistoryBuffer
 
+    default_methods = ('min', 'max', 'current', 'mean')
+
     def restricted_getattr(obj, name):
-        if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+        allowed = name in default_methods or (
+            name in HistoryBuffer._statistics_methods)
+        if obj is HistoryBuffer and allowed:
             return getattr(obj, name)
         raise pickle.UnpicklingError(
             f'refusing getattr({obj!r}, {name!r}) while loading a checkpoint:'

@@ -29,10 +29,12 @@ done_step() { printf '[install] ... %s (%ds)\n' "$1" "$((SECONDS - step_start))"
 die() { printf '\n[install] FAILED: %s\n' "$*" >&2; exit 1; }
 trap 'die "command on line $LINENO exited with status $? (see the output above)"' ERR
 
-# Succeeds when the python snippet runs without error (quietly).
-py_ok() { "$PY" -c "$1" >/dev/null 2>&1; }
-
 command -v "$PY" >/dev/null || die "no '$PY' interpreter found; set PYTHON=/path/to/python"
+PY="$(command -v "$PY")"
+
+# Succeeds when the python snippet runs without error (quietly). Runs from /
+# so that the checkout itself is not importable from the working directory.
+py_ok() { (cd / && "$PY" -c "$1") >/dev/null 2>&1; }
 log "Python: $("$PY" --version 2>&1) at $(command -v "$PY")"
 
 # 1. Build tooling. mmengine needs pkg_resources at run time (setuptools < 81);
@@ -156,7 +158,7 @@ else
 fi
 
 log "checking the stack"
-"$PY" - <<'EOF' || die "the stack check failed"
+(cd / && "$PY" -) <<'EOF' || die "the stack check failed"
 import torch, torchvision, mmengine, mmcv, mmdet, mmseg, mmpretrain, mmvheat
 from mmcv.ops import nms, RoIAlign  # noqa: F401 (compiled ops)
 for name, mod in [('torch', torch), ('torchvision', torchvision), ('mmengine', mmengine),

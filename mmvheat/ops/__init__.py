@@ -1,8 +1,9 @@
 """Plain-torch building blocks of the Heat Conduction Operator."""
-from .heat import (clear_cache, dct2d, dct_matrix, decay_map, idct2d,
-                   resize_freq_embed)
+from .heat import (clear_cache, dct2d, dct_matrix, decay_map, heat_decay,
+                   heat_filter, idct2d, resize_freq_embed)
 
 __all__ = [
-    'clear_cache', 'dct2d', 'dct_matrix', 'decay_map', 'idct2d',
+    'clear_cache', 'dct2d', 'dct_matrix', 'decay_map', 'heat_decay',
+    'heat_filter', 'idct2d',
     'resize_freq_embed'
 ]

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    'dct_matrix', 'decay_map', 'dct2d', 'idct2d', 'resize_freq_embed',
-    'clear_cache'
+    'dct_matrix', 'decay_map', 'dct2d', 'idct2d', 'heat_decay',
+    'heat_filter', 'resize_freq_embed', 'clear_cache'
 ]
 
 _CACHE_SIZE = 128
@@ -58,6 +58,11 @@ def _check_size(name: str, size: int) -> None:
         raise ValueError(f'{name} must be a positive int, got {size!r}')
 
 
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Tables are computed in float64 for float64, else in float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 def dct_matrix(n: int,
                device: torch.device = None,
                dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -67,9 +72,10 @@ def dct_matrix(n: int,
     divided by sqrt(2), so ``D @ D.T == I``: ``D @ x`` is the DCT of ``x``
     along its first axis and ``D.T @ X`` the inverse.
 
-    The table is computed in float32 exactly as the authors' ``get_cos_map``
-    (``linspace`` positions and frequencies, ``torch.pi``) and then cast, so
-    fp32 results match theirs bit for bit.
+    For float32 and narrower dtypes the table is computed in float32 exactly
+    as the authors' ``get_cos_map`` (``linspace`` positions and frequencies,
+    ``torch.pi``) and then cast, so fp32 results match theirs bit for bit;
+    float64 tables are computed in float64.
 
     Args:
         n (int): The transform length.
@@ -86,9 +92,9 @@ def dct_matrix(n: int,
         0).device
 
     def make():
-        pos = (torch.linspace(0, n - 1, n, device=device).view(1, -1) +
-               0.5) / n
-        freq = torch.linspace(0, n - 1, n, device=device).view(-1, 1)
+        kw = dict(device=device, dtype=_compute_dtype(dtype))
+        pos = (torch.linspace(0, n - 1, n, **kw).view(1, -1) + 0.5) / n
+        freq = torch.linspace(0, n - 1, n, **kw).view(-1, 1)
         basis = torch.cos(freq * pos * torch.pi) * math.sqrt(2 / n)
         basis[0, :] = basis[0, :] / math.sqrt(2)
         return basis.to(dtype)
@@ -122,10 +128,10 @@ def decay_map(height: int,
         0).device
 
     def make():
-        w_n = torch.linspace(0, torch.pi, height + 1,
-                             device=device)[:height].view(-1, 1)
-        w_m = torch.linspace(0, torch.pi, width + 1,
-                             device=device)[:width].view(1, -1)
+        kw = dict(device=device, dtype=_compute_dtype(dtype))
+        w_n = torch.linspace(0, torch.pi, height + 1, **kw)[:height]
+        w_m = torch.linspace(0, torch.pi, width + 1, **kw)[:width]
+        w_n, w_m = w_n.view(-1, 1), w_m.view(1, -1)
         return torch.exp(-(torch.pow(w_n, 2) + torch.pow(w_m, 2))).to(dtype)
 
     return _cached(('decay', height, width, device, dtype), make)
@@ -156,6 +162,35 @@ def idct2d(x: torch.Tensor) -> torch.Tensor:
     return _transform(x,
                       dct_matrix(n, x.device, x.dtype).t(),
                       dct_matrix(m, x.device, x.dtype).t())
+
+
+def heat_decay(k: torch.Tensor) -> torch.Tensor:
+    """Damping factors ``decay_map(H, W)[:, :, None] ** k``.
+
+    Args:
+        k (torch.Tensor): Non-negative conductivity exponents (H, W, C).
+
+    Returns:
+        torch.Tensor: Factors of shape (H, W, C), in ``k``'s dtype promoted
+        with float32.
+    """
+    h, w = k.shape[:2]
+    base = decay_map(h, w, k.device, _compute_dtype(k.dtype))
+    return torch.pow(base[:, :, None], k)
+
+
+def heat_filter(u: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """The HCO's linear heat-conduction step: DCT, damp, IDCT.
+
+    Args:
+        u (torch.Tensor): Channels-last input (B, H, W, C).
+        factors (torch.Tensor): Damping per frequency and channel (H, W, C),
+            e.g. :func:`heat_decay` of the conductivity.
+
+    Returns:
+        torch.Tensor: Filtered (B, H, W, C).
+    """
+    return idct2d(dct2d(u) * factors)
 
 
 def resize_freq_embed(freq_embed: torch.Tensor,

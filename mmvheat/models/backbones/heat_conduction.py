@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmvheat.ops import dct2d, decay_map, idct2d, resize_freq_embed
+from mmvheat.ops import heat_decay, heat_filter, resize_freq_embed
 
 # How many input sizes one operator keeps deploy tables for (LRU). Detection
 # sees many image sizes; each table is H*W*C floats.
@@ -84,9 +84,7 @@ class HeatConductionOperator(nn.Module):
 
     def decay(self, freq_embed: torch.Tensor) -> torch.Tensor:
         """Damping factors (H, W, C) for an FVE already on the (H, W) grid."""
-        h, w = freq_embed.shape[:2]
-        base = decay_map(h, w, freq_embed.device)
-        return torch.pow(base[:, :, None], self.conductivity(freq_embed))
+        return heat_decay(self.conductivity(freq_embed))
 
     def _table_signature(self, freq_embed: torch.Tensor) -> tuple:
         """What a deploy table depends on: identity and version of each
@@ -155,7 +153,7 @@ class HeatConductionOperator(nn.Module):
                 raise ValueError('HeatConductionOperator needs either '
                                  '`freq_embed` or `decay`')
             decay = self.decay(freq_embed)
-        u = idct2d(dct2d(u) * decay)
+        u = heat_filter(u, decay)
         u = self.out_norm(u) * F.silu(z)
         return self.out_linear(u)
 

@@ -1,0 +1,3 @@
+from .runner import build_runner, launcher_choices, load_config, set_local_rank
+
+__all__ = ["build_runner", "launcher_choices", "load_config", "set_local_rank"]
