@@ -8,23 +8,44 @@ to its statistics methods). Resuming a run then fails.
 
 :func:`install_torch_load_fix` replaces mmengine's loader for local files
 with one that keeps ``weights_only=True`` but allows exactly those types (and
-a ``getattr`` that only resolves HistoryBuffer's statistics methods). Nothing
-is changed for other callers of ``torch.load``. Files that still need full
+a ``getattr`` that only resolves HistoryBuffer's statistics methods), and
+reads the yacs ``CfgNode`` in the authors' classification files as a plain
+dict (:class:`InertCfgNode`). Nothing is changed for other callers of ``torch.load``. Files that still need full
 unpickling are refused with an explanation; set ``MMVHEAT_UNSAFE_LOAD=1``
 only for files you trust.
 """
 import os
 import pickle
+from collections import OrderedDict
 from typing import Any, Callable, List
 
 import numpy as np
 import torch
 
 __all__ = [
-    'install_torch_load_fix', 'mmengine_safe_globals', 'safe_torch_load'
+    'InertCfgNode', 'UnsafeCheckpointError', 'install_torch_load_fix',
+    'mmengine_safe_globals', 'safe_torch_load'
 ]
 
 UNSAFE_ENV = 'MMVHEAT_UNSAFE_LOAD'
+
+
+class UnsafeCheckpointError(RuntimeError):
+    """A checkpoint holds objects outside the allowlist."""
+
+
+class InertCfgNode:
+    """Stands in for yacs' ``CfgNode`` when reading the authors' checkpoints.
+
+    Their classification files pickle the trainer's config (a ``CfgNode``, a
+    dict subclass) under ``config``. Unpickling "creates" this class, which
+    hands back a plain ``OrderedDict``: torch's weights-only unpickler fills
+    it with the config's items (and its flags as attributes). No yacs import,
+    no yacs code run.
+    """
+
+    def __new__(cls, *args, **kwargs) -> 'OrderedDict':
+        return OrderedDict()
 
 
 def _numpy_globals() -> List[Any]:
@@ -69,8 +90,10 @@ def mmengine_safe_globals() -> List[Any]:
     """The types mmengine puts into its checkpoints, for
     ``torch.serialization.safe_globals``."""
     from mmengine.logging import HistoryBuffer
-    return [HistoryBuffer, (_history_buffer_getattr(), 'builtins.getattr')
-            ] + _numpy_globals()
+    return [
+        HistoryBuffer, (_history_buffer_getattr(), 'builtins.getattr'),
+        (InertCfgNode, 'yacs.config.CfgNode')
+    ] + _numpy_globals()
 
 
 def safe_torch_load(filename: str, map_location=None) -> Any:
@@ -84,9 +107,13 @@ def safe_torch_load(filename: str, map_location=None) -> Any:
         The loaded object.
 
     Raises:
-        RuntimeError: The file holds objects outside the allowlist (and
-            ``MMVHEAT_UNSAFE_LOAD=1`` is not set); the message names them.
+        UnsafeCheckpointError: The file holds objects outside the allowlist
+            (and ``MMVHEAT_UNSAFE_LOAD=1`` is not set); the message names them.
     """
+    if not hasattr(torch.serialization, 'safe_globals'):
+        # torch < 2.5: no allowlists; torch.load's default (full unpickling
+        # before 2.6) is what mmengine expects.
+        return torch.load(filename, map_location=map_location)
     if os.environ.get(UNSAFE_ENV, '') == '1':
         return torch.load(filename, map_location=map_location,
                           weights_only=False)
@@ -95,7 +122,7 @@ def safe_torch_load(filename: str, map_location=None) -> Any:
             return torch.load(filename, map_location=map_location,
                               weights_only=True)
         except pickle.UnpicklingError as err:
-            raise RuntimeError(
+            raise UnsafeCheckpointError(
                 f'Could not load {filename!r} safely (weights_only=True): '
                 f'it holds objects outside the types mmengine writes.\n'
                 f'{str(err).splitlines()[0]}\nIf you trust this file, set '

@@ -1,17 +1,29 @@
 """The vHeat backbone (Wang et al., "Building Vision Models upon Heat
 Conduction", CVPR 2025), one class for mmpretrain, mmdetection and
 mmsegmentation."""
+import logging
 import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
 from mmvheat.ops import resize_freq_embed
 from mmvheat.registry import MODELS
 from .heat_conduction import HeatBlock
+
+
+def fve_grid_for(img_size: Union[int, Sequence[int]],
+                 stage: int) -> Tuple[int, int]:
+    """The FVE grid of ``stage`` for a model built with ``img_size``:
+    ``img_size / 4 / 2^stage`` rounded down per side, as the authors'
+    ``int(res0 // 2^i)`` (224 -> 56, 28, 14, 7; 512 -> 128, 64, 32, 16)."""
+    if isinstance(img_size, int):
+        img_size = (img_size, img_size)
+    return tuple(int(s / 4 // 2**stage) for s in img_size)
 
 
 class _Permute(nn.Module):
@@ -259,9 +271,9 @@ class VHeat(BaseModule):
         return tuple(sorted(set(parsed)))
 
     def fve_grid(self, stage: int) -> Tuple[int, int]:
-        """The (H, W) grid of stage ``stage``'s FVE: ``img_size / 2^(i+2)``
-        (rounded down, as the authors' ``int(res0 // 2^i)``)."""
-        return tuple(int(s / 4 // 2**stage) for s in self.img_size)
+        """The (H, W) grid of stage ``stage``'s FVE (see
+        :func:`fve_grid_for`)."""
+        return fve_grid_for(self.img_size, stage)
 
     def _init_default_weights(self) -> None:
         """The authors' init: Linear weights trunc-normal(0.02) with zero
@@ -406,3 +418,35 @@ class VHeat(BaseModule):
         for _ in range(stage + 2):
             size = math.ceil(size / 2)
         return size
+
+    def init_weights(self) -> None:
+        """Initialise; a ``Pretrained`` init_cfg is loaded by mmvheat.
+
+        ``init_cfg=dict(type='Pretrained', checkpoint=PATH)`` accepts every
+        vHeat format (the official classification file, a converted or
+        mmdet/mmseg/mmpretrain checkpoint, a bare state dict), adapts the
+        FVEs to this model's grid and raises on anything that does not fit
+        (see :func:`mmvheat.checkpoint.load_backbone_weights`). Extra keys:
+        ``use_ema`` (official files), ``fve_mode`` ('pad' or 'bicubic'),
+        ``prefix``, ``map_location``. ``checkpoint=None`` keeps the random
+        initialisation, with a warning.
+        """
+        cfg = self.init_cfg
+        if not (isinstance(cfg, dict) and cfg.get('type') == 'Pretrained'):
+            super().init_weights()
+            return
+        from mmvheat.checkpoint import load_backbone_weights
+        if cfg.get('checkpoint') is None:
+            print_log(
+                'VHeat: Pretrained init_cfg without a checkpoint; the '
+                'backbone stays randomly initialised', logger='current',
+                level=logging.WARNING)
+        else:
+            load_backbone_weights(
+                self,
+                cfg['checkpoint'],
+                use_ema=cfg.get('use_ema', False),
+                fve_mode=cfg.get('fve_mode', 'pad'),
+                prefix=cfg.get('prefix'),
+                map_location=cfg.get('map_location', 'cpu'))
+        self._is_init = True

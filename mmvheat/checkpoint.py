@@ -1,0 +1,379 @@
+"""Reading vHeat checkpoints of every format, in one place.
+
+Formats:
+
+* **official classification** (``vHeat_tiny.pth`` ...): weights under
+  ``model`` (maybe ``model_ema``), plus the trainer's state, including a yacs
+  ``CfgNode`` under ``config`` that is read as an inert stub (see
+  :mod:`mmvheat.compat`);
+* **mmengine** (mmpretrain / mmdet / mmseg / our converter): ``state_dict``
+  and ``meta``; backbone keys under ``backbone.``;
+* a **bare** state dict.
+
+Loading always uses ``weights_only=True`` (plus the allowlisted types), so no
+arbitrary object is unpickled.
+
+Key maps: the official classifier's ``classifier.0`` (LayerNorm) is the
+backbone's ``outnorm3`` and ``classifier.3`` (Linear) is mmpretrain's
+``head.fc``. Frequency value embeddings (FVEs) are adapted to the target grid
+by zero-padding at the bottom and right (what the authors did before their
+downstream training) or by bicubic resizing.
+"""
+import logging
+import os.path as osp
+import re
+import zipfile
+from collections import OrderedDict
+from typing import Dict, Iterable, Optional, Tuple
+
+import torch
+from mmengine.logging import print_log
+
+from mmvheat.compat import UnsafeCheckpointError, safe_torch_load
+from mmvheat.ops import resize_freq_embed
+
+__all__ = [
+    'CheckpointError', 'read_checkpoint', 'extract_weights',
+    'backbone_state_dict', 'classifier_state_dict', 'adapt_freq_embeds',
+    'load_backbone_weights', 'convert_checkpoint', 'FVE_MODES'
+]
+
+FVE_MODES = ('pad', 'bicubic')
+_FVE_KEY = re.compile(r'^freq_embed\.(\d+)$')
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used as asked (format, keys, shapes)."""
+
+
+def read_checkpoint(path: str, map_location='cpu') -> dict:
+    """Load a checkpoint file safely (``weights_only=True``).
+
+    Args:
+        path (str): Local file.
+        map_location: As for ``torch.load``. Defaults to 'cpu'.
+
+    Returns:
+        dict: The file's top-level dict.
+    """
+    path = osp.expanduser(str(path))
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'checkpoint file not found: {path}')
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(
+            f'could not read {path} as a torch checkpoint: it is not in '
+            "torch's zip format (a corrupt or truncated download, or a file "
+            'from torch < 1.6: re-save it with a current torch)')
+    try:
+        ckpt = safe_torch_load(path, map_location=map_location)
+    except UnsafeCheckpointError:
+        raise
+    except Exception as err:  # truncated, corrupt or not a torch file
+        raise CheckpointError(
+            f'could not read {path} as a torch checkpoint: '
+            f'{type(err).__name__}: {err}') from err
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f'{path} holds a {type(ckpt).__name__}, not a '
+                              'checkpoint dict')
+    return ckpt
+
+
+def _is_state_dict(obj) -> bool:
+    return isinstance(obj, dict) and len(obj) > 0 and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor)
+        for k, v in obj.items())
+
+
+def extract_weights(ckpt: dict, use_ema: bool = False,
+                    source: str = 'checkpoint') -> Tuple[dict, str]:
+    """Find the weights in a loaded checkpoint of any known format.
+
+    Args:
+        ckpt (dict): What :func:`read_checkpoint` returned.
+        use_ema (bool): Take ``model_ema`` of an official file instead of
+            ``model``. Defaults to False.
+        source (str): Name for messages. Defaults to 'checkpoint'.
+
+    Returns:
+        tuple[dict, str]: The state dict (``module.`` prefixes stripped) and
+        its format: 'official', 'mmengine' or 'bare'.
+    """
+    if 'model' in ckpt and _is_state_dict(ckpt['model']):
+        fmt = 'official'
+        key = 'model'
+        if use_ema:
+            if 'model_ema' not in ckpt:
+                raise CheckpointError(
+                    f'{source} has no EMA weights (model_ema); its keys: '
+                    f'{sorted(ckpt)}')
+            key = 'model_ema'
+        weights = ckpt[key]
+    elif 'state_dict' in ckpt and _is_state_dict(ckpt['state_dict']):
+        fmt, weights = 'mmengine', ckpt['state_dict']
+    elif _is_state_dict(ckpt):
+        fmt, weights = 'bare', ckpt
+    else:
+        raise CheckpointError(
+            f'{source} is not a vHeat checkpoint in a known format (expected '
+            "weights under 'model', 'state_dict', or a bare state dict); its "
+            f'top-level keys: {sorted(ckpt)[:20]}')
+    if use_ema and fmt != 'official':
+        raise CheckpointError(
+            f'use_ema needs an official checkpoint with model_ema; {source} '
+            f'is in {fmt} format')
+    weights = OrderedDict(
+        (k[len('module.'):] if k.startswith('module.') else k, v)
+        for k, v in weights.items())
+    return weights, fmt
+
+
+def backbone_state_dict(weights: dict) -> Tuple[dict, list]:
+    """The backbone's keys of any format, without prefix.
+
+    ``backbone.*`` keys are taken when present (mmengine models); otherwise
+    the keys are official/bare backbone keys and ``classifier.*`` is dropped.
+
+    Returns:
+        tuple[dict, list]: The backbone state dict and the dropped keys.
+    """
+    if any(k.startswith('backbone.') for k in weights):
+        kept = OrderedDict((k[len('backbone.'):], v)
+                           for k, v in weights.items()
+                           if k.startswith('backbone.'))
+        dropped = [k for k in weights if not k.startswith('backbone.')]
+    else:
+        kept = OrderedDict((k, v) for k, v in weights.items()
+                           if not k.startswith('classifier.'))
+        dropped = [k for k in weights if k.startswith('classifier.')]
+    return kept, dropped
+
+
+def classifier_state_dict(weights: dict) -> dict:
+    """Keys of mmpretrain's ``ImageClassifier(VHeat, GAP, LinearClsHead)``.
+
+    Official keys map as ``classifier.0.*`` -> ``backbone.outnorm3.*``,
+    ``classifier.3.*`` -> ``head.fc.*``, the rest -> ``backbone.*``. Keys
+    already in that layout pass through unchanged.
+    """
+    if any(k.startswith('backbone.') for k in weights):
+        return OrderedDict(weights)
+    out = OrderedDict()
+    for key, value in weights.items():
+        if key.startswith('classifier.0.'):
+            key = 'backbone.outnorm3.' + key[len('classifier.0.'):]
+        elif key.startswith('classifier.3.'):
+            key = 'head.fc.' + key[len('classifier.3.'):]
+        elif key.startswith('classifier.'):
+            raise CheckpointError(f'unexpected classifier key {key!r} (the '
+                                  'official head has classifier.0 and .3)')
+        else:
+            key = 'backbone.' + key
+        out[key] = value
+    return out
+
+
+def adapt_freq_embeds(state: dict,
+                      grids: Dict[int, Tuple[int, int]],
+                      mode: str = 'pad',
+                      prefix: str = '') -> list:
+    """Bring each FVE ``{prefix}freq_embed.i`` to ``grids[i]``, in place.
+
+    ``mode='pad'`` zero-pads at the bottom and right (the authors' recipe for
+    detection/segmentation from the 224 ImageNet weights); when the target is
+    smaller than the source on a side it falls back to bicubic, with a
+    warning. ``mode='bicubic'`` always resizes bicubically
+    (``align_corners=False``).
+
+    Args:
+        state (dict): State dict to modify.
+        grids (dict[int, tuple[int, int]]): Target (H, W) per stage.
+        mode (str): 'pad' or 'bicubic'. Defaults to 'pad'.
+        prefix (str): Key prefix, e.g. 'backbone.'. Defaults to ''.
+
+    Returns:
+        list[str]: One line per adapted FVE (also logged).
+    """
+    if mode not in FVE_MODES:
+        raise ValueError(f'FVE adaptation mode must be one of {FVE_MODES}, '
+                         f'got {mode!r}')
+    changes = []
+    for stage, grid in sorted(grids.items()):
+        key = f'{prefix}freq_embed.{stage}'
+        if key not in state:
+            continue
+        fve = state[key]
+        if fve.dim() != 3:
+            raise CheckpointError(f'{key} should be (H, W, C), got '
+                                  f'{tuple(fve.shape)}')
+        src = tuple(fve.shape[:2])
+        grid = tuple(grid)
+        if src == grid:
+            continue
+        how = mode
+        if mode == 'pad' and (grid[0] < src[0] or grid[1] < src[1]):
+            how = 'bicubic'
+            print_log(
+                f'{key}: target grid {grid} is smaller than the checkpoint\'s'
+                f' {src}; zero-padding impossible, resizing bicubically',
+                logger='current', level=logging.WARNING)
+        if how == 'pad':
+            new = fve.new_zeros(grid[0], grid[1], fve.shape[2])
+            new[:src[0], :src[1]] = fve
+        else:
+            new = resize_freq_embed(fve.float(), grid).to(fve.dtype)
+        state[key] = new.contiguous()
+        line = f'{key}: {src} -> {grid} ({how})'
+        changes.append(line)
+        print_log(f'vHeat FVE adapted: {line}', logger='current')
+    return changes
+
+
+def _known_missing(key: str) -> bool:
+    return re.match(r'^outnorm\d\.(weight|bias)$', key) is not None
+
+
+def load_backbone_weights(model: torch.nn.Module,
+                          checkpoint: str,
+                          use_ema: bool = False,
+                          fve_mode: str = 'pad',
+                          prefix: Optional[str] = None,
+                          map_location='cpu') -> dict:
+    """Load any vHeat checkpoint into a :class:`VHeat` backbone, checked.
+
+    Everything must load except what is known to be absent: the
+    ``outnorm{i}`` a classification file has no weights for. Wrong keys or
+    shapes raise :class:`CheckpointError` naming them; nothing is loaded
+    partially. FVEs are adapted to the model's grids (``fve_mode``).
+
+    Args:
+        model (VHeat): The backbone.
+        checkpoint (str): Path to the file.
+        use_ema (bool): Official files: take ``model_ema``.
+            Defaults to False.
+        fve_mode (str): 'pad' or 'bicubic'. Defaults to 'pad'.
+        prefix (str, optional): Take only keys under this prefix (e.g.
+            'backbone.'); by default ``backbone.`` is used when present.
+        map_location: As for ``torch.load``. Defaults to 'cpu'.
+
+    Returns:
+        dict: What happened: ``format``, ``loaded`` (count), ``missing``
+        (known-absent keys left at their init), ``dropped``, ``adapted``.
+    """
+    ckpt = read_checkpoint(checkpoint, map_location)
+    weights, fmt = extract_weights(ckpt, use_ema, source=str(checkpoint))
+    if prefix:
+        if not any(k.startswith(prefix) for k in weights):
+            raise CheckpointError(f'no key of {checkpoint} starts with '
+                                  f'{prefix!r}')
+        weights = OrderedDict((k[len(prefix):], v) for k, v in weights.items()
+                              if k.startswith(prefix))
+        dropped = []
+    else:
+        weights, dropped = backbone_state_dict(weights)
+    adapted = adapt_freq_embeds(
+        weights, {i: model.fve_grid(i)
+                  for i in range(len(model.freq_embed))}, fve_mode)
+    own = model.state_dict()
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    mismatched = [
+        f'{k}: checkpoint {tuple(weights[k].shape)} vs model '
+        f'{tuple(own[k].shape)}' for k in own
+        if k in weights and weights[k].shape != own[k].shape
+    ]
+    bad_missing = [k for k in missing if not _known_missing(k)]
+    if bad_missing or unexpected or mismatched:
+        raise CheckpointError(
+            f'{checkpoint} ({fmt} format) does not fit this VHeat backbone '
+            f'(arch depths={model.depths}, dims={model.dims}):\n'
+            + _describe('missing keys', bad_missing)
+            + _describe('unexpected keys', unexpected)
+            + _describe('shape mismatches', mismatched))
+    model.load_state_dict(weights, strict=False)
+    report = dict(format=fmt, loaded=len(weights), missing=missing,
+                  dropped=dropped, adapted=adapted)
+    print_log(
+        f'VHeat: loaded {len(weights)} tensors from {checkpoint} ({fmt}'
+        f'{", EMA" if use_ema else ""}); left at init: {missing or "none"};'
+        f' ignored: {len(dropped)} non-backbone keys', logger='current')
+    return report
+
+
+def _describe(title: str, items: Iterable[str], limit: int = 20) -> str:
+    items = list(items)
+    if not items:
+        return ''
+    more = f' ... (+{len(items) - limit} more)' if len(items) > limit else ''
+    return f'  {title} ({len(items)}): {items[:limit]}{more}\n'
+
+
+
+def convert_checkpoint(src: str,
+                       dst: str,
+                       use_ema: bool = False,
+                       img_size: Optional[int] = None,
+                       backbone_only: bool = False,
+                       fve_mode: str = 'pad',
+                       publish: bool = False) -> Tuple[str, dict]:
+    """Write a slim mmengine checkpoint (``state_dict`` + ``meta``).
+
+    Args:
+        src (str): Any vHeat checkpoint (official, mmengine, bare; an
+            already-converted file converts to itself).
+        dst (str): Output path.
+        use_ema (bool): Official files: take ``model_ema``.
+            Defaults to False.
+        img_size (int, optional): Adapt the FVEs to the grid of this input
+            size (512 for the authors' downstream models). Defaults to None
+            (keep the checkpoint's grid).
+        backbone_only (bool): Write bare backbone keys (for a downstream
+            ``init_cfg``) instead of mmpretrain classifier keys
+            (``backbone.*``, ``head.fc.*``). Defaults to False.
+        fve_mode (str): 'pad' or 'bicubic'. Defaults to 'pad'.
+        publish (bool): Append the first 8 hex digits of the file's sha256
+            to its name, as OpenMMLab's ``publish_model``. Defaults to False.
+
+    Returns:
+        tuple[str, dict]: The written path and a report (``format``,
+        ``kept``, ``dropped``, ``adapted``).
+    """
+    import hashlib
+    import os
+
+    from mmvheat.models.backbones.vheat import fve_grid_for
+    from mmvheat.version import __version__
+
+    ckpt = read_checkpoint(src)
+    weights, fmt = extract_weights(ckpt, use_ema, source=str(src))
+    if backbone_only:
+        state, dropped = backbone_state_dict(weights)
+        prefix = ''
+    else:
+        state, dropped = classifier_state_dict(weights), []
+        prefix = 'backbone.'
+    adapted = []
+    if img_size is not None:
+        adapted = adapt_freq_embeds(
+            state, {i: fve_grid_for(img_size, i)
+                    for i in range(4)}, fve_mode, prefix)
+    state = OrderedDict((k, v.detach().clone().contiguous())
+                        for k, v in state.items())
+    meta = dict(
+        mmvheat_version=__version__,
+        converted_from=osp.basename(str(src)),
+        source_format=fmt,
+        weights='model_ema' if use_ema else 'model',
+        layout='backbone' if backbone_only else 'classifier',
+        img_size=img_size)
+    dst = str(dst)
+    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
+    torch.save(dict(state_dict=state, meta=meta), dst)
+    if publish:
+        with open(dst, 'rb') as f:
+            sha = hashlib.sha256(f.read()).hexdigest()
+        stem = dst[:-len('.pth')] if dst.endswith('.pth') else dst
+        final = f'{stem}-{sha[:8]}.pth'
+        os.replace(dst, final)
+        dst = final
+    return dst, dict(format=fmt, kept=list(state), dropped=dropped,
+                     adapted=adapted)
