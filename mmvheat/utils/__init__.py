@@ -1,3 +1,7 @@
-from .runner import build_runner, launcher_choices, load_config, set_local_rank
+from .runner import (build_runner, launcher_choices, load_config,
+                     set_local_rank, setup_cpu_distributed)
 
-__all__ = ["build_runner", "launcher_choices", "load_config", "set_local_rank"]
+__all__ = [
+    'build_runner', 'launcher_choices', 'load_config', 'set_local_rank',
+    'setup_cpu_distributed'
+]

@@ -3,11 +3,13 @@
 One entry point for mmpretrain, mmdet and mmseg: the config's
 ``default_scope`` decides which library's registries the runner uses.
 """
+import logging
 import os
 import os.path as osp
 from typing import Optional, Sequence
 
-from mmengine.config import Config, DictAction  # noqa: F401 (re-export)
+from mmengine.config import Config
+from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 
@@ -44,9 +46,60 @@ def load_config(path: str, cfg_options: Optional[dict] = None,
     return cfg
 
 
+def _syncbn_to_bn(node) -> int:
+    """Replace ``SyncBN`` norm configs by ``BN`` in place; count them."""
+    count = 0
+    if isinstance(node, dict):
+        if node.get('type') == 'SyncBN':
+            node['type'] = 'BN'
+            count += 1
+        for value in node.values():
+            count += _syncbn_to_bn(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            count += _syncbn_to_bn(value)
+    return count
+
+
+def setup_cpu_distributed(cfg: Config) -> None:
+    """Make a distributed launch work on a machine without CUDA.
+
+    mmengine's ``init_dist`` calls ``torch.cuda.set_device`` and its DDP
+    wrapper passes ``device_ids``; both fail without a GPU. With the pytorch
+    launcher (torchrun) and no CUDA this creates a gloo process group first
+    (the runner then skips ``init_dist``), wraps the model with
+    ``device_ids=None`` and swaps SyncBN (unsupported by gloo) for BN.
+    Does nothing with CUDA or without a launcher.
+    """
+    import torch
+    import torch.distributed as dist
+    if cfg.launcher == 'none' or torch.cuda.is_available():
+        return
+    if cfg.launcher != 'pytorch':
+        raise RuntimeError(
+            f'--launcher {cfg.launcher} needs CUDA; on a CPU-only machine '
+            'use --launcher pytorch (torchrun, tools/dist_train.sh)')
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+    cfg.env_cfg.dist_cfg.backend = 'gloo'
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    if cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = dict(
+            type='MMDistributedDataParallel',
+            device_ids=None,
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+    swapped = _syncbn_to_bn(cfg.model)
+    if swapped:
+        print_log(f'CPU distributed run (gloo): {swapped} SyncBN layer '
+                  'config(s) replaced by BN', logger='current',
+                  level=logging.WARNING)
+
+
 def build_runner(cfg: Config) -> Runner:
     """Build the runner the config asks for (``runner_type``) or mmengine's
-    default one."""
+    default one (after :func:`setup_cpu_distributed`)."""
+    setup_cpu_distributed(cfg)
     if 'runner_type' in cfg:
         from mmengine.registry import RUNNERS
         return RUNNERS.build(cfg)

@@ -1,0 +1,106 @@
+"""Test (evaluate) a checkpoint with an mmpretrain, mmdet or mmseg config.
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE]
+        [--show-dir DIR] [--tta] [--cfg-options k=v ...] [--launcher pytorch]
+"""
+import argparse
+import os.path as osp
+
+from mmengine.config import DictAction
+
+from mmvheat.utils import (build_runner, launcher_choices, load_config,
+                           set_local_rank)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test a vHeat model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='where to save the metrics')
+    parser.add_argument(
+        '--out', help='dump the raw predictions (a .pkl file; a directory '
+        'for segmentation masks)')
+    parser.add_argument('--show', action='store_true',
+                        help='show predictions in a window')
+    parser.add_argument('--show-dir', help='save drawn predictions here')
+    parser.add_argument('--wait-time', type=float, default=2,
+                        help='seconds each shown image stays')
+    parser.add_argument('--tta', action='store_true',
+                        help='test-time augmentation (the config\'s '
+                        'tta_model and tta_pipeline)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings')
+    parser.add_argument('--launcher', choices=launcher_choices(),
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    set_local_rank(args.local_rank)
+    return args
+
+
+def enable_visualization(cfg, args):
+    """Turn on the library's visualization hook for --show/--show-dir."""
+    hooks = cfg.default_hooks
+    if 'visualization' not in hooks:
+        raise RuntimeError('--show/--show-dir need a `visualization` hook in '
+                           'default_hooks')
+    vis = hooks.visualization
+    scope = cfg.get('default_scope')
+    if scope == 'mmpretrain':
+        vis.enable = True
+        if args.show_dir:
+            vis.out_dir = args.show_dir
+    else:
+        vis.draw = True
+        if scope == 'mmseg' and args.show_dir:
+            cfg.visualizer.save_dir = args.show_dir
+        elif args.show_dir:
+            vis.test_out_dir = args.show_dir
+    if args.show:
+        vis.show = True
+        vis.wait_time = args.wait_time
+
+
+def enable_tta(cfg):
+    if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+        raise RuntimeError('--tta needs `tta_model` and `tta_pipeline` in '
+                           'the config')
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    cfg.tta_model.module = cfg.model
+    cfg.model = cfg.tta_model
+
+
+def add_result_dump(cfg, out):
+    scope = cfg.get('default_scope')
+    if scope == 'mmseg':
+        cfg.test_evaluator.output_dir = out
+        cfg.test_evaluator.keep_results = True
+        return
+    if not out.endswith(('.pkl', '.pickle')):
+        raise ValueError(f'--out must be a .pkl file, got {out}')
+    dump = dict(type='DumpDetResults' if scope == 'mmdet' else 'DumpResults',
+                out_file_path=out)
+    evaluator = cfg.test_evaluator
+    cfg.test_evaluator = (list(evaluator) if isinstance(evaluator, list)
+                          else [evaluator]) + [dump]
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
+    cfg = load_config(args.config, args.cfg_options, args.launcher,
+                      args.work_dir)
+    cfg.load_from = args.checkpoint
+    if args.show or args.show_dir:
+        enable_visualization(cfg, args)
+    if args.tta:
+        enable_tta(cfg)
+    if args.out:
+        add_result_dump(cfg, args.out)
+    runner = build_runner(cfg)
+    return runner.test()
+
+
+if __name__ == '__main__':
+    main()
