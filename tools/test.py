@@ -5,11 +5,15 @@
 """
 import argparse
 import os.path as osp
+import warnings
 
-from mmengine.config import DictAction
+# mmengine imports pkg_resources (kept on purpose: setuptools<81).
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
+
+from mmengine.config import DictAction  # noqa: E402
 
 from mmvheat.utils import (build_runner, launcher_choices, load_config,
-                           set_local_rank)
+                           set_local_rank, teardown_distributed)
 
 
 def parse_args(argv=None):
@@ -52,8 +56,10 @@ def enable_visualization(cfg, args):
             vis.out_dir = args.show_dir
     else:
         vis.draw = True
-        if scope == 'mmseg' and args.show_dir:
-            cfg.visualizer.save_dir = args.show_dir
+        if scope == 'mmseg':
+            vis.interval = 1  # its default draws every 50th image only
+            if args.show_dir:
+                cfg.visualizer.save_dir = args.show_dir
         elif args.show_dir:
             vis.test_out_dir = args.show_dir
     if args.show:
@@ -99,7 +105,9 @@ def main(argv=None):
     if args.out:
         add_result_dump(cfg, args.out)
     runner = build_runner(cfg)
-    return runner.test()
+    metrics = runner.test()
+    teardown_distributed()
+    return metrics
 
 
 if __name__ == '__main__':

@@ -4,13 +4,17 @@
         [--auto-scale-lr] [--cfg-options k=v ...] [--launcher pytorch]
 """
 import argparse
+import warnings
 import logging
 
-from mmengine.config import DictAction
+# mmengine imports pkg_resources (kept on purpose: setuptools<81).
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
+
+from mmengine.config import DictAction  # noqa: E402
 from mmengine.logging import print_log
 
 from mmvheat.utils import (build_runner, launcher_choices, load_config,
-                           set_local_rank)
+                           set_local_rank, teardown_distributed)
 
 
 def parse_args(argv=None):
@@ -73,6 +77,7 @@ def main(argv=None):
         cfg.load_from = args.resume
     runner = build_runner(cfg)
     runner.train()
+    teardown_distributed()
 
 
 if __name__ == '__main__':

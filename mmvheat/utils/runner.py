@@ -96,6 +96,15 @@ def setup_cpu_distributed(cfg: Config) -> None:
                   level=logging.WARNING)
 
 
+def teardown_distributed() -> None:
+    """Destroy the process group, if any, so that processes exit cleanly
+    (a live gloo group at interpreter exit can abort the process)."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def build_runner(cfg: Config) -> Runner:
     """Build the runner the config asks for (``runner_type``) or mmengine's
     default one (after :func:`setup_cpu_distributed`)."""

@@ -1,0 +1,250 @@
+"""tools/train.py, tools/test.py, dist_train.sh and the libraries'
+inferencers on the real configs, shrunk by child configs written here (tiny
+backbone, tiny images, a generated dataset, one short epoch)."""
+import os
+import os.path as osp
+import random
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mmvheat.demo_data import SHAPES, make_ade20k, make_coco, make_imagenet
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CLASSES = tuple(SHAPES)
+TINY = "dict(_delete_=True, depths=[1, 1, 1, 1], dims=8)"
+
+DET = """
+_base_ = [{base!r}]
+data_root = {data!r}
+metainfo = dict(classes={classes!r})
+model = dict(
+    backbone=dict(arch={tiny}, img_size=64),
+    neck=dict(in_channels=[8, 16, 32, 64]),
+    roi_head=dict(bbox_head=dict(num_classes=4), mask_head=dict(num_classes=4)))
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='Resize', scale=(64, 64), keep_ratio=True),
+    dict(type='PackDetInputs')]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(64, 64), keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape',
+         'img_shape', 'scale_factor'))]
+train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+    dataset=dict(data_root=data_root, metainfo=metainfo,
+                 pipeline=train_pipeline))
+val_dataloader = dict(batch_size=1, num_workers=0, persistent_workers=False,
+    dataset=dict(data_root=data_root, metainfo=metainfo,
+                 pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
+test_evaluator = val_evaluator
+train_cfg = dict(max_epochs=1, val_interval=1)
+"""
+
+SEG = """
+_base_ = [{base!r}]
+data_root = {data!r}
+metainfo = dict(classes={classes!r}, palette=[[255, 0, 0], [0, 255, 0],
+                                             [0, 0, 255], [255, 255, 0]])
+model = dict(
+    data_preprocessor=dict(size=(64, 64)),
+    backbone=dict(arch={tiny}, img_size=64),
+    decode_head=dict(in_channels=[8, 16, 32, 64], channels=16, num_classes=4),
+    auxiliary_head=dict(in_channels=32, channels=8, num_classes=4),
+    test_cfg=dict(mode='slide', crop_size=(64, 64), stride=(43, 43)))
+dataset = dict(type='BaseSegDataset', data_root=data_root, metainfo=metainfo,
+               img_suffix='.jpg', seg_map_suffix='.png',
+               reduce_zero_label=True)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackSegInputs')]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='PackSegInputs')]
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='TestTimeAug', transforms=[
+        [dict(type='Resize', scale_factor=r, keep_ratio=True)
+         for r in (0.75, 1.0)],
+        [dict(type='RandomFlip', prob=0., direction='horizontal'),
+         dict(type='RandomFlip', prob=1., direction='horizontal')],
+        [dict(type='LoadAnnotations')], [dict(type='PackSegInputs')]])]
+train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+    dataset=dict(_delete_=True, **dataset, pipeline=train_pipeline,
+        data_prefix=dict(img_path='images/training',
+                         seg_map_path='annotations/training')))
+val_dataloader = dict(batch_size=1, num_workers=0, persistent_workers=False,
+    dataset=dict(_delete_=True, **dataset, pipeline=test_pipeline,
+        data_prefix=dict(img_path='images/validation',
+                         seg_map_path='annotations/validation')))
+test_dataloader = val_dataloader
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=2, val_interval=2)
+default_hooks = dict(checkpoint=dict(interval=2))
+"""
+
+CLS = """
+_base_ = [{base!r}]
+data_root = {data!r}
+model = dict(backbone=dict(arch={tiny}, img_size=64),
+             head=dict(num_classes=4, in_channels=64))
+data_preprocessor = dict(num_classes=4)
+dataset = dict(type='CustomDataset', data_root=data_root)
+train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
+    dataset=dict(_delete_=True, **dataset, data_prefix='train',
+                 pipeline=[dict(type='LoadImageFromFile'),
+                           dict(type='RandomResizedCrop', scale=64),
+                           dict(type='PackInputs')]))
+val_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
+    dataset=dict(_delete_=True, **dataset, data_prefix='val',
+                 pipeline=[dict(type='LoadImageFromFile'),
+                           dict(type='PackInputs')]))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='Accuracy', topk=(1, ))
+test_evaluator = val_evaluator
+train_cfg = dict(max_epochs=1, val_interval=1)
+param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=True,
+                        end=1, convert_to_iter_based=True)]
+"""
+
+TASKS = {
+    'det': (DET, 'configs/detection/mask-rcnn_vheat-t_fpn_1x_coco.py',
+            'coco/', 'epoch_1.pth', 'coco/bbox_mAP'),
+    'seg': (SEG, 'configs/segmentation/'
+            'vheat-tiny_upernet_8xb2-160k_ade20k-512x512.py', 'ade',
+            'iter_2.pth', 'mIoU'),
+    'cls': (CLS, 'configs/classification/vheat-tiny_16xb128_in1k.py',
+            'imagenet', 'epoch_1.pth', 'accuracy/top1'),
+}
+
+
+@pytest.fixture(scope='module')
+def workspace(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('tools')
+    make_coco(str(tmp / 'coco'), 4, 2, size=(64, 64))
+    make_ade20k(str(tmp / 'ade'), 4, 2, size=(64, 64))
+    make_imagenet(str(tmp / 'imagenet'), 8, 4, size=(64, 64))
+    configs = {}
+    for task, (text, base, data, _, _) in TASKS.items():
+        path = tmp / f'{task}_cfg.py'
+        path.write_text(text.format(base=osp.join(ROOT, base),
+                                    data=str(tmp / data) + ('/' if data.endswith('/') else ''),
+                                    classes=CLASSES, tiny=TINY))
+        configs[task] = str(path)
+    return tmp, configs
+
+
+def run(*args, env=None):
+    proc = subprocess.run([*map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600,
+                          env=dict(os.environ, **(env or {})))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    return out
+
+
+@pytest.fixture(scope='module')
+def trained(workspace):
+    tmp, configs = workspace
+    ckpts = {}
+    for task, (_, _, _, ckpt, metric) in TASKS.items():
+        work = tmp / f'work_{task}'
+        log = run(sys.executable, 'tools/train.py', configs[task],
+                  '--work-dir', work)
+        assert metric in log, log[-3000:]
+        assert (work / ckpt).is_file()
+        ckpts[task] = str(work / ckpt)
+    return ckpts
+
+
+@pytest.mark.parametrize('task', list(TASKS))
+def test_train_then_test(workspace, trained, task):
+    tmp, configs = workspace
+    metric = TASKS[task][4]
+    out = tmp / f'{task}_preds' if task == 'seg' else tmp / f'{task}.pkl'
+    log = run(sys.executable, 'tools/test.py', configs[task], trained[task],
+              '--work-dir', tmp / f'test_{task}', '--out', out)
+    assert re.search(re.escape(metric) + r':\s*[-\d.]+', log), log[-3000:]
+    assert osp.exists(out)
+
+
+def test_seg_tta_and_show_dir(workspace, trained):
+    tmp, configs = workspace
+    show = tmp / 'show'
+    log = run(sys.executable, 'tools/test.py', configs['seg'], trained['seg'],
+              '--work-dir', tmp / 'tta', '--tta', '--show-dir', show)
+    assert 'mIoU' in log
+    pngs = [f for _, _, fs in os.walk(show) for f in fs if f.endswith('.png')]
+    assert len(pngs) == 2
+
+
+def test_test_missing_checkpoint(workspace):
+    tmp, configs = workspace
+    proc = subprocess.run([sys.executable, 'tools/test.py', configs['cls'],
+                           str(tmp / 'missing.pth')], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert 'checkpoint not found' in proc.stderr
+
+
+def test_dist_train_two_cpu_processes(workspace):
+    tmp, configs = workspace
+    work = tmp / 'dist'
+    log = run('bash', 'tools/dist_train.sh', configs['cls'], 2, '--work-dir',
+              work, env=dict(PORT=str(random.randint(20000, 40000))))
+    assert 'accuracy/top1' in log
+    assert (work / 'epoch_1.pth').is_file()
+    text = ''.join(
+        open(osp.join(dp, f)).read() for dp, _, fs in os.walk(work)
+        for f in fs if f.endswith('.log'))
+    assert 'Distributed training: True' in text
+    assert "'backend': 'gloo'" in text
+    # 8 images, batch 4 per process, 2 processes: one iteration per epoch
+    assert 'Epoch(train) [1][1/1]' in text
+    log = run('bash', 'tools/dist_test.sh', configs['cls'],
+              work / 'epoch_1.pth', 2, '--work-dir', tmp / 'dist_test',
+              env=dict(PORT=str(random.randint(20000, 40000))))
+    assert re.search(r'accuracy/top1:\s*[\d.]+', log)
+
+
+def test_inferencers(workspace, trained):
+    tmp, configs = workspace
+    import cv2
+    img = np.random.default_rng(0).integers(0, 255, (64, 64, 3),
+                                            dtype=np.uint8)
+    path = str(tmp / 'infer.jpg')
+    cv2.imwrite(path, img)
+
+    # Each library's inferencer in its own default scope (mixing three
+    # libraries in one process otherwise leaks the last scope between them).
+    from mmengine.registry import DefaultScope
+    from mmdet.apis import DetInferencer
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        det = DetInferencer(model=configs['det'], weights=trained['det'],
+                            device='cpu')
+        res = det(path, no_save_vis=True)
+    assert 'bboxes' in res['predictions'][0]
+
+    from mmseg.apis import MMSegInferencer
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        seg = MMSegInferencer(model=configs['seg'], weights=trained['seg'],
+                              device='cpu')
+        res = seg(path)
+    assert res['predictions'].shape == (64, 64)
+
+    from mmpretrain import ImageClassificationInferencer
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        cls = ImageClassificationInferencer(model=configs['cls'],
+                                            pretrained=trained['cls'],
+                                            device='cpu')
+        res = cls(path)[0]
+    assert len(res['pred_scores']) == 4
