@@ -261,3 +261,54 @@ def test_converter_cli_prints_and_publishes(official_file, tmp_path):
     import hashlib
     sha = hashlib.sha256(written[0].read_bytes()).hexdigest()
     assert written[0].name == f'vheat-{sha[:8]}.pth'
+
+
+def released_checkpoint(lib_config: str, img_size: int, path):
+    """A file in the released downstream format: the authors' backbone keys
+    (with outnorm{i}) under ``backbone.``, plus the library's own neck and
+    head keys taken from its Swin model of the same task."""
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    import importlib
+    cfg = Config.fromfile(lib_config)
+    registry = importlib.import_module(f'{cfg.default_scope}.registry')
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        swin_model = registry.MODELS.build(cfg.model)
+    state = {k: v for k, v in swin_model.state_dict().items()
+             if not k.startswith('backbone.')}
+    ref = ReferenceVHeat([2, 2, 6, 2], [96, 192, 384, 768], False, None,
+                         img_size=img_size, outnorm=True)
+    state.update({f'backbone.{k}': v for k, v in ref.state_dict().items()})
+    torch.save(dict(state_dict=state, meta=dict(epoch=12)), path)
+    return path
+
+
+@pytest.mark.parametrize('ours,theirs,img_size', [
+    ('configs/detection/mask-rcnn_vheat-t_fpn_1x_coco.py',
+     'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py', 512),
+    ('configs/detection/mask-rcnn_vheat-t_fpn_ms-crop-3x_coco.py',
+     'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py', 224),
+    ('configs/segmentation/vheat-tiny_upernet_8xb2-160k_ade20k-512x512.py',
+     'mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_'
+     'ade20k-512x512.py', 512),
+])
+def test_released_downstream_checkpoints_load_strictly(tmp_path, ours, theirs,
+                                                       img_size):
+    import importlib
+    import os.path as osp
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from mmengine.runner import load_checkpoint
+    # mmengine resolves `lib::` only inside config files
+    base = tmp_path / 'theirs.py'
+    base.write_text(f'_base_ = [{theirs!r}]\n')
+    path = released_checkpoint(str(base), img_size, tmp_path / 'rel.pth')
+    cfg = Config.fromfile(osp.join(ROOT, ours))
+    registry = importlib.import_module(f'{cfg.default_scope}.registry')
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = registry.MODELS.build(cfg.model)
+    load_checkpoint(model, str(path), strict=True)  # raises on any mismatch
+    saved = torch.load(path, weights_only=True)['state_dict']
+    assert set(model.state_dict()) == set(saved)
+    assert torch.equal(model.backbone.outnorm2.weight,
+                       saved['backbone.outnorm2.weight'])

@@ -256,3 +256,14 @@ def test_classification_weight_decay_as_authors():
     assert decay['head.fc.bias'] == 0
     for name, value in decay.items():
         assert value == (0 if params[name].ndim == 1 else 0.08), name
+
+
+def test_metafiles_cover_every_config():
+    import yaml
+    listed = []
+    for meta in glob.glob(osp.join(ROOT, 'configs', '*', 'metafile.yml')):
+        for model in yaml.safe_load(open(meta))['Models']:
+            assert osp.isfile(osp.join(ROOT, model['Config'])), model
+            assert model['Results'], model
+            listed.append(model['Config'])
+    assert sorted(listed) == CONFIGS
