@@ -10,17 +10,14 @@ import warnings
 # mmengine imports pkg_resources (kept on purpose: setuptools<81).
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
-from mmengine.config import DictAction  # noqa: E402
-
-from mmvheat.utils import (build_runner, launcher_choices, load_config,
-                           set_local_rank, teardown_distributed)
+from mmvheat.utils import (add_common_args, build_runner,  # noqa: E402
+                           load_config, set_local_rank, teardown_distributed)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test a vHeat model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--work-dir', help='where to save the metrics')
     parser.add_argument(
         '--out', help='dump the raw predictions (a .pkl file; a directory '
         'for segmentation masks)')
@@ -32,11 +29,7 @@ def parse_args(argv=None):
     parser.add_argument('--tta', action='store_true',
                         help='test-time augmentation (the config\'s '
                         'tta_model and tta_pipeline)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings')
-    parser.add_argument('--launcher', choices=launcher_choices(),
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_common_args(parser)
     args = parser.parse_args(argv)
     set_local_rank(args.local_rank)
     return args

@@ -4,23 +4,21 @@
         [--auto-scale-lr] [--cfg-options k=v ...] [--launcher pytorch]
 """
 import argparse
-import warnings
 import logging
+import warnings
 
 # mmengine imports pkg_resources (kept on purpose: setuptools<81).
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
-from mmengine.config import DictAction  # noqa: E402
-from mmengine.logging import print_log
+from mmengine.logging import print_log  # noqa: E402
 
-from mmvheat.utils import (build_runner, launcher_choices, load_config,
-                           set_local_rank, teardown_distributed)
+from mmvheat.utils import (add_common_args, build_runner,  # noqa: E402
+                           load_config, set_local_rank, teardown_distributed)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a vHeat model')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='where to save logs and models')
     parser.add_argument(
         '--resume',
         nargs='?',
@@ -34,38 +32,27 @@ def parse_args(argv=None):
         '--auto-scale-lr',
         action='store_true',
         help='scale the lr by the actual over the config\'s base batch size')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, e.g. train_cfg.max_epochs=1')
-    parser.add_argument(
-        '--launcher', choices=launcher_choices(), default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_common_args(parser)
     args = parser.parse_args(argv)
     set_local_rank(args.local_rank)
     return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    cfg = load_config(args.config, args.cfg_options, args.launcher,
-                      args.work_dir)
+def apply_args(cfg, args):
+    """Apply --amp, --auto-scale-lr and --resume to the config."""
     if args.amp:
         wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if wrapper == 'AmpOptimWrapper':
             print_log('AMP is already enabled in the config',
                       logger='current', level=logging.WARNING)
+        elif wrapper != 'OptimWrapper':
+            raise RuntimeError('--amp needs an OptimWrapper in the config, '
+                               f'got {wrapper}')
         else:
-            assert wrapper == 'OptimWrapper', (
-                '--amp needs an OptimWrapper in the config, got '
-                f'{wrapper}')
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.auto_scale_lr:
-        if 'auto_scale_lr' not in cfg or 'base_batch_size' not in \
-                cfg.auto_scale_lr:
+        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             raise RuntimeError('--auto-scale-lr needs `auto_scale_lr = '
                                'dict(base_batch_size=...)` in the config')
         cfg.auto_scale_lr.enable = True
@@ -75,10 +62,16 @@ def main(argv=None):
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
-    runner = build_runner(cfg)
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = load_config(args.config, args.cfg_options, args.launcher,
+                      args.work_dir)
+    runner = build_runner(apply_args(cfg, args))
     runner.train()
     teardown_distributed()
-
 
 if __name__ == '__main__':
     main()

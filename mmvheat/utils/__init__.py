@@ -1,8 +1,8 @@
-from .runner import (build_runner, launcher_choices, load_config,
+from .runner import (add_common_args, build_runner, load_config,
                      set_local_rank, setup_cpu_distributed,
                      teardown_distributed)
 
 __all__ = [
-    'build_runner', 'launcher_choices', 'load_config', 'set_local_rank',
+    'add_common_args', 'build_runner', 'load_config', 'set_local_rank',
     'setup_cpu_distributed', 'teardown_distributed'
 ]

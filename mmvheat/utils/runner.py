@@ -3,12 +3,13 @@
 One entry point for mmpretrain, mmdet and mmseg: the config's
 ``default_scope`` decides which library's registries the runner uses.
 """
+import argparse
 import logging
 import os
 import os.path as osp
-from typing import Optional, Sequence
+from typing import Optional
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
@@ -115,11 +116,24 @@ def build_runner(cfg: Config) -> Runner:
     return Runner.from_cfg(cfg)
 
 
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """The flags train.py and test.py share: ``--work-dir``,
+    ``--cfg-options``, ``--launcher`` and ``--local_rank``."""
+    parser.add_argument('--work-dir', help='where to save logs and results')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, e.g. train_cfg.max_epochs=1')
+    parser.add_argument(
+        '--launcher',
+        choices=('none', 'pytorch', 'slurm', 'mpi'),
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
 def set_local_rank(local_rank: Optional[int]) -> None:
     """Export ``LOCAL_RANK`` for launchers that pass ``--local_rank``."""
     if 'LOCAL_RANK' not in os.environ and local_rank is not None:
         os.environ['LOCAL_RANK'] = str(local_rank)
-
-
-def launcher_choices() -> Sequence[str]:
-    return ('none', 'pytorch', 'slurm', 'mpi')

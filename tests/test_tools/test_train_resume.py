@@ -98,3 +98,25 @@ def test_refuses_unknown_objects_clearly(tmp_path):
     torch.save({'state_dict': {}, 'obj': argparse.Namespace(a=1)}, path)
     with pytest.raises(RuntimeError, match='MMVHEAT_UNSAFE_LOAD=1'):
         safe_torch_load(str(path))
+
+
+def test_train_flags_applied():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'train_tool', osp.join(ROOT, 'tools', 'train.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    from mmvheat.utils import load_config
+    path = osp.join(ROOT, 'configs/classification/vheat-tiny_16xb128_in1k.py')
+    args = tool.parse_args([path, '--amp', '--auto-scale-lr', '--resume',
+                            'x.pth', '--cfg-options',
+                            'train_dataloader.batch_size=8'])
+    cfg = tool.apply_args(load_config(path, args.cfg_options), args)
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.auto_scale_lr == dict(base_batch_size=2048, enable=True)
+    assert cfg.resume and cfg.load_from == 'x.pth'
+    assert cfg.train_dataloader.batch_size == 8
+    assert cfg.work_dir.endswith('vheat-tiny_16xb128_in1k')
+    args = tool.parse_args([path, '--resume'])
+    cfg = tool.apply_args(load_config(path), args)
+    assert cfg.resume and cfg.load_from is None

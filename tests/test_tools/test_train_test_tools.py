@@ -285,3 +285,18 @@ def test_libraries_own_test_tools(workspace, trained, task, lib):
               '--work-dir', tmp / f'own_{task}')
     assert re.search(re.escape(TASKS[task][4]) + r':\s*[-\d.]+', log), \
         log[-3000:]
+
+
+def test_slurm_scripts_pass_arguments(tmp_path):
+    """slurm_train.sh / slurm_test.sh build the srun line (fake srun)."""
+    fake = tmp_path / 'srun'
+    fake.write_text('#!/usr/bin/env bash\necho "SRUN $*"\n')
+    fake.chmod(0o755)
+    env = dict(PATH=f'{tmp_path}:{os.environ["PATH"]}', GPUS='16')
+    out = run('bash', 'tools/slurm_train.sh', 'part', 'job', 'cfg.py', 'wd',
+              '--amp', env=env)
+    assert '-p part --job-name=job --gres=gpu:8 --ntasks=16' in out
+    assert 'tools/train.py cfg.py --work-dir=wd --amp --launcher=slurm' in out
+    out = run('bash', 'tools/slurm_test.sh', 'part', 'job', 'cfg.py',
+              'ck.pth', '--tta', env=env)
+    assert 'tools/test.py cfg.py ck.pth --tta --launcher=slurm' in out
