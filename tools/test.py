@@ -11,7 +11,8 @@ import warnings
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 from mmvheat.utils import (add_common_args, build_runner,  # noqa: E402
-                           load_config, set_local_rank, teardown_distributed)
+                           check_data_paths, load_config, set_local_rank,
+                           teardown_distributed)
 
 
 def parse_args(argv=None):
@@ -43,16 +44,15 @@ def enable_visualization(cfg, args):
                            'default_hooks')
     vis = hooks.visualization
     scope = cfg.get('default_scope')
+    vis.interval = 1  # mmseg's and mmpretrain's defaults skip images
     if scope == 'mmpretrain':
         vis.enable = True
         if args.show_dir:
             vis.out_dir = args.show_dir
     else:
         vis.draw = True
-        if scope == 'mmseg':
-            vis.interval = 1  # its default draws every 50th image only
-            if args.show_dir:
-                cfg.visualizer.save_dir = args.show_dir
+        if scope == 'mmseg' and args.show_dir:
+            cfg.visualizer.save_dir = args.show_dir
         elif args.show_dir:
             vis.test_out_dir = args.show_dir
     if args.show:
@@ -91,6 +91,7 @@ def main(argv=None):
     cfg = load_config(args.config, args.cfg_options, args.launcher,
                       args.work_dir)
     cfg.load_from = args.checkpoint
+    check_data_paths(cfg, ['test_dataloader'])
     if args.show or args.show_dir:
         enable_visualization(cfg, args)
     if args.tta:

@@ -13,7 +13,8 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 from mmengine.logging import print_log  # noqa: E402
 
 from mmvheat.utils import (add_common_args, build_runner,  # noqa: E402
-                           load_config, set_local_rank, teardown_distributed)
+                           check_data_paths, load_config, set_local_rank,
+                           teardown_distributed)
 
 
 def parse_args(argv=None):
@@ -69,6 +70,7 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options, args.launcher,
                       args.work_dir)
+    check_data_paths(cfg, ['train_dataloader', 'val_dataloader'])
     runner = build_runner(apply_args(cfg, args))
     runner.train()
     teardown_distributed()

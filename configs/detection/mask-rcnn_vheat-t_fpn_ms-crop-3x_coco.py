@@ -27,3 +27,6 @@ val_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = dict(dataset=dict(data_root=data_root))
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
 test_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
+
+# RNG states in checkpoints: a resumed run continues the same random stream.
+custom_hooks = [dict(type='mmvheat.RNGStateHook')]

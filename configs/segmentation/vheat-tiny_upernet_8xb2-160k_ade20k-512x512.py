@@ -33,3 +33,6 @@ optim_wrapper = dict(
 train_dataloader = dict(dataset=dict(data_root=data_root))
 val_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = dict(dataset=dict(data_root=data_root))
+
+# RNG states in checkpoints: a resumed run continues the same random stream.
+custom_hooks = [dict(type='mmvheat.RNGStateHook')]

@@ -7,7 +7,7 @@ import argparse
 import logging
 import os
 import os.path as osp
-from typing import Optional
+from typing import Optional, Sequence
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
@@ -95,6 +95,58 @@ def setup_cpu_distributed(cfg: Config) -> None:
         print_log(f'CPU distributed run (gloo): {swapped} SyncBN layer '
                   'config(s) replaced by BN', logger='current',
                   level=logging.WARNING)
+
+
+def _dataset_cfgs(node):
+    """Dataset configs inside a (possibly wrapped) dataset config."""
+    if isinstance(node, dict):
+        if 'data_root' in node or 'ann_file' in node:
+            yield node
+        for key in ('dataset', 'datasets'):
+            yield from _dataset_cfgs(node.get(key))
+    elif isinstance(node, (list, tuple)):
+        for item in node:
+            yield from _dataset_cfgs(item)
+
+
+def check_data_paths(cfg: Config, loaders: Sequence[str]) -> None:
+    """Fail early, naming the path, when a dataset's files are missing.
+
+    Checks ``data_root``, ``ann_file`` and directory ``data_prefix`` entries
+    of the named dataloaders (those present in the config).
+
+    Raises:
+        FileNotFoundError: A path that does not exist, and which loader and
+            config key it came from.
+    """
+    hint = ('set `data_root` at the top of the config (for the demo: '
+            'python tools/make_demo_data.py)')
+    for loader in loaders:
+        if cfg.get(loader) is None:
+            continue
+        for ds in _dataset_cfgs(cfg[loader].get('dataset')):
+            root = ds.get('data_root') or ''
+            if root and not osp.isdir(root):
+                raise FileNotFoundError(
+                    f'{loader}: data_root {root!r} does not exist; {hint}')
+            ann = ds.get('ann_file')
+            if ann:
+                path = ann if osp.isabs(ann) else osp.join(root, ann)
+                if not osp.isfile(path):
+                    raise FileNotFoundError(
+                        f'{loader}: annotation file {path!r} does not exist '
+                        f'(data_root {root!r}, ann_file {ann!r}); {hint}')
+            prefix = ds.get('data_prefix')
+            prefixes = prefix.values() if isinstance(prefix, dict) else [
+                prefix
+            ]
+            for sub in prefixes:
+                if isinstance(sub, str) and sub:
+                    path = sub if osp.isabs(sub) else osp.join(root, sub)
+                    if not osp.isdir(path):
+                        raise FileNotFoundError(
+                            f'{loader}: data folder {path!r} does not exist'
+                            f' (data_root {root!r}); {hint}')
 
 
 def teardown_distributed() -> None:

@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from mmvheat.demo_data import SHAPES, make_ade20k, make_coco, make_imagenet
 
@@ -197,12 +198,27 @@ def test_test_missing_checkpoint(workspace):
 
 
 def test_dist_train_two_cpu_processes(workspace):
-    tmp, configs = workspace
+    """The demo classifier config on 2 CPU processes (gloo), then
+    dist_test.sh; both gather their evaluation across ranks."""
+    tmp, _ = workspace
     work = tmp / 'dist'
-    log = run('bash', 'tools/dist_train.sh', configs['cls'], 2, '--work-dir',
-              work, env=dict(PORT=str(random.randint(20000, 40000))))
+    data = tmp / 'imagenet'
+    cfg = 'configs/demo/vheat-demo_4xb16_shapes-cls.py'
+    opts = ['--cfg-options'] + [
+        f'{loader}.dataset.data_root={data}'
+        for loader in ('train_dataloader', 'val_dataloader',
+                       'test_dataloader')
+    ]
+    log = run('bash', 'tools/dist_train.sh', cfg, 2, '--work-dir', work,
+              *opts, 'train_cfg.max_epochs=1', 'train_dataloader.batch_size=4',
+              env=dict(PORT=str(random.randint(20000, 40000))))
     assert 'accuracy/top1' in log
     assert (work / 'epoch_1.pth').is_file()
+    # RNGStateHook gathered both processes' RNG states into the checkpoint
+    # (rank 0 writes it; a gather on rank 0 alone would hang the run)
+    states = torch.load(work / 'epoch_1.pth', weights_only=False)['rng_state']
+    assert len(states) == 2
+    assert all({'torch', 'numpy', 'python'} <= set(s) for s in states)
     text = ''.join(
         open(osp.join(dp, f)).read() for dp, _, fs in os.walk(work)
         for f in fs if f.endswith('.log'))
@@ -210,8 +226,8 @@ def test_dist_train_two_cpu_processes(workspace):
     assert "'backend': 'gloo'" in text
     # 8 images, batch 4 per process, 2 processes: one iteration per epoch
     assert 'Epoch(train) [1][1/1]' in text
-    log = run('bash', 'tools/dist_test.sh', configs['cls'],
-              work / 'epoch_1.pth', 2, '--work-dir', tmp / 'dist_test',
+    log = run('bash', 'tools/dist_test.sh', cfg, work / 'epoch_1.pth', 2,
+              '--work-dir', tmp / 'dist_test', *opts,
               env=dict(PORT=str(random.randint(20000, 40000))))
     assert re.search(r'accuracy/top1:\s*[\d.]+', log)
 

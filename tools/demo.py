@@ -1,0 +1,166 @@
+"""The main job, end to end on a CPU: generated data, train, evaluate, draw.
+
+    python tools/demo.py [--tasks det seg cls] [--work-dir work_dirs/demo]
+        [--data-root data/demo] [--cfg-options k=v ...]
+
+For each task it creates the demo dataset when missing, trains the demo
+config (configs/demo/) with tools/train.py, evaluates the final checkpoint
+with tools/test.py (COCO bbox/segm mAP, mIoU, top-1), draws predictions on
+validation images into ``<work-dir>/demo_predictions.png`` and prints a
+results table. Each task runs in its own process (the three libraries keep
+global state).
+"""
+import argparse
+import glob
+import os
+import os.path as osp
+import re
+import subprocess
+import sys
+import time
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.join(ROOT, 'tools'))
+
+from make_demo_data import TASKS as DATA_TASKS  # noqa: E402
+from make_demo_data import make_demo_data  # noqa: E402
+
+CONFIGS = {
+    'det': 'configs/demo/mask-rcnn_vheat-demo_fpn_4xb4_shapes-coco.py',
+    'seg': 'configs/demo/vheat-demo_upernet_4xb8-1k_shapes-128x128.py',
+    'cls': 'configs/demo/vheat-demo_4xb16_shapes-cls.py',
+}
+# task -> (metric keys for the table, target key, target value, scale)
+METRICS = {
+    'det': (['coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP',
+             'coco/segm_mAP_50'], 'coco/bbox_mAP_50', 0.6, 1),
+    'seg': (['mIoU', 'mAcc', 'aAcc'], 'mIoU', 0.6, 100),
+    'cls': (['accuracy/top1'], 'accuracy/top1', 0.9, 100),
+}
+TITLES = {'det': 'Mask R-CNN (COCO format)', 'seg': 'UperNet (ADE20K layout)',
+          'cls': 'classifier (ImageNet layout)'}
+
+
+def data_options(task: str, data_root: str) -> list:
+    """--cfg-options pointing a demo config at ``data_root``."""
+    path = osp.join(data_root, DATA_TASKS[task][0])
+    opts = [f'{loader}.dataset.data_root={path}'
+            for loader in ('train_dataloader', 'val_dataloader',
+                           'test_dataloader')]
+    if task == 'det':
+        ann = osp.join(path, 'annotations', 'instances_val2017.json')
+        opts += [f'val_evaluator.ann_file={ann}',
+                 f'test_evaluator.ann_file={ann}']
+    return opts
+
+
+def run(cmd: list) -> str:
+    """Run a tool, streaming its output (progress, ETA) and keeping it."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:
+        if 'pkg_resources' not in line and '_bootstrap' not in line:
+            sys.stdout.write(line)
+        lines.append(line)
+    if proc.wait() != 0:
+        raise RuntimeError(f'{" ".join(cmd[1:3])} failed (exit '
+                           f'{proc.returncode}); see the output above')
+    return ''.join(lines)
+
+
+def parse_metrics(log: str) -> dict:
+    """``key: value`` pairs of the last evaluation line of a log."""
+    lines = [ln for ln in log.splitlines()
+             if re.search(r'(Epoch|Iter)\((test|val)\)', ln) and ':' in ln]
+    if not lines:
+        raise RuntimeError('no evaluation results in the log')
+    return {k: float(v) for k, v in re.findall(
+        r'([\w/]+):\s+(-?[\d.]+)', lines[-1].split(')', 1)[1])}
+
+
+def latest_checkpoint(work_dir: str) -> str:
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        return f.read().strip()
+
+
+def draw_summary(show_dirs: dict, out: str, per_task: int = 4) -> str:
+    """One PNG: a row of drawn validation predictions per task."""
+    import cv2
+    import numpy as np
+    rows = []
+    for task, folder in show_dirs.items():
+        files = sorted(glob.glob(osp.join(folder, '**', '*.png'),
+                                 recursive=True))
+        files += sorted(glob.glob(osp.join(folder, '**', '*.jpg'),
+                                  recursive=True))
+        tiles = [cv2.imread(f) for f in files[:per_task]]
+        tiles = [cv2.resize(t, (256 * t.shape[1] // t.shape[0], 256))
+                 for t in tiles if t is not None]
+        if not tiles:
+            continue
+        row = np.concatenate(tiles, axis=1)
+        label = np.full((30, row.shape[1], 3), 255, np.uint8)
+        cv2.putText(label, TITLES[task], (5, 22), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.7, (0, 0, 0), 2)
+        rows.append(np.concatenate([label, row], axis=0))
+    if not rows:
+        raise RuntimeError('no drawn predictions found')
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)),
+                   constant_values=255) for r in rows]
+    cv2.imwrite(out, np.concatenate(rows, axis=0))
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description='vHeat demo: train and '
+                                     'evaluate on generated data (CPU)')
+    parser.add_argument('--tasks', nargs='+', choices=list(CONFIGS),
+                        default=list(CONFIGS))
+    parser.add_argument('--work-dir', default='work_dirs/demo')
+    parser.add_argument('--data-root', default='data/demo')
+    parser.add_argument('--cfg-options', nargs='+', default=[],
+                        help='extra overrides for every task, e.g. '
+                        'train_cfg.max_epochs=1')
+    args = parser.parse_args(argv)
+
+    make_demo_data(args.data_root, args.tasks)
+    results, show_dirs = {}, {}
+    for task in args.tasks:
+        start = time.time()
+        work = osp.join(args.work_dir, task)
+        opts = data_options(task, args.data_root) + args.cfg_options
+        print(f'\n==== {task}: training {CONFIGS[task]} ====', flush=True)
+        run([sys.executable, 'tools/train.py', CONFIGS[task], '--work-dir',
+             work, '--cfg-options', *opts])
+        show = osp.abspath(osp.join(work, 'predictions'))
+        print(f'\n==== {task}: testing ====', flush=True)
+        log = run([sys.executable, 'tools/test.py', CONFIGS[task],
+                   latest_checkpoint(work), '--work-dir', work,
+                   '--show-dir', show, '--cfg-options', *opts])
+        results[task] = (parse_metrics(log), time.time() - start)
+        show_dirs[task] = show
+
+    png = draw_summary(show_dirs, osp.join(args.work_dir,
+                                           'demo_predictions.png'))
+    print('\n| task | metric | value | target | wall time |')
+    print('|---|---|---|---|---|')
+    for task, (metrics, seconds) in results.items():
+        keys, target_key, target, scale = METRICS[task]
+        for key in keys:
+            value = metrics.get(key, float('nan')) / scale
+            goal = f'>= {target}' if key == target_key else ''
+            print(f'| {task} | {key} | {value:.3f} | {goal} | '
+                  f'{seconds:.0f} s |')
+    print(f'\npredictions drawn: {png}; checkpoints and logs: '
+          f'{args.work_dir}/<task>/')
+    failed = [t for t, (m, _) in results.items()
+              if m.get(METRICS[t][1], 0) / METRICS[t][3] < METRICS[t][2]]
+    if failed:
+        print(f'below target: {failed}')
+    return results
+
+
+if __name__ == '__main__':
+    main()
