@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 __all__ = [
     'dct_matrix', 'decay_map', 'dct2d', 'idct2d', 'heat_decay',
-    'heat_filter', 'resize_freq_embed', 'clear_cache'
+    'resize_freq_embed', 'clear_cache'
 ]
 
 _CACHE_SIZE = 128
@@ -53,9 +53,15 @@ def _cached(key: tuple, make: Callable[[], torch.Tensor]) -> torch.Tensor:
     return table
 
 
-def _check_size(name: str, size: int) -> None:
-    if not isinstance(size, int) or size < 1:
+def _as_size(name: str, size) -> int:
+    """``size`` as a positive int (a 0-d integer tensor, as
+    ``torch.jit.trace`` gives for shapes, is accepted)."""
+    if torch.is_tensor(size) and size.dim() == 0 and not (
+            size.is_floating_point() or size.is_complex()):
+        size = int(size)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise ValueError(f'{name} must be a positive int, got {size!r}')
+    return size
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -87,7 +93,7 @@ def dct_matrix(n: int,
         torch.Tensor: The (n, n) basis, frequencies along dim 0. Shared
         (cached): do not modify it in place.
     """
-    _check_size('n', n)
+    n = _as_size('n', n)
     device = torch.device(device) if device is not None else torch.empty(
         0).device
 
@@ -122,8 +128,8 @@ def decay_map(height: int,
         torch.Tensor: The (H, W) decay map. Shared (cached): do not modify it
         in place.
     """
-    _check_size('height', height)
-    _check_size('width', width)
+    height = _as_size('height', height)
+    width = _as_size('width', width)
     device = torch.device(device) if device is not None else torch.empty(
         0).device
 
@@ -142,7 +148,7 @@ def _transform(x: torch.Tensor, basis_h: torch.Tensor,
     """``basis_h @ x @ basis_w.T`` over the H and W axes of (B, H, W, C)."""
     b, h, w, c = x.shape
     n, m = basis_h.shape[0], basis_w.shape[0]
-    # Along H: (n, h) @ (B, h, W*C) -> (B, n, W*C).
+    # Views only, no copies. Along H: (n, h) @ (B, h, W*C) -> (B, n, W*C).
     x = torch.matmul(basis_h, x.reshape(b, h, w * c))
     # Along W: (m, w) @ (B*n, w, C) -> (B*n, m, C).
     x = torch.matmul(basis_w, x.reshape(b * n, w, c))
@@ -177,20 +183,6 @@ def heat_decay(k: torch.Tensor) -> torch.Tensor:
     h, w = k.shape[:2]
     base = decay_map(h, w, k.device, _compute_dtype(k.dtype))
     return torch.pow(base[:, :, None], k)
-
-
-def heat_filter(u: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
-    """The HCO's linear heat-conduction step: DCT, damp, IDCT.
-
-    Args:
-        u (torch.Tensor): Channels-last input (B, H, W, C).
-        factors (torch.Tensor): Damping per frequency and channel (H, W, C),
-            e.g. :func:`heat_decay` of the conductivity.
-
-    Returns:
-        torch.Tensor: Filtered (B, H, W, C).
-    """
-    return idct2d(dct2d(u) * factors)
 
 
 def resize_freq_embed(freq_embed: torch.Tensor,

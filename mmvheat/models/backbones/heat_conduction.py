@@ -15,6 +15,8 @@ import torch.nn.functional as F
 
 from mmvheat.ops import heat_decay, heat_filter, resize_freq_embed
 
+from . import reference_layout
+
 # How many input sizes one operator keeps deploy tables for (LRU). Detection
 # sees many image sizes; each table is H*W*C floats.
 DEPLOY_TABLES_PER_BLOCK = 4
@@ -65,11 +67,15 @@ class HeatConductionOperator(nn.Module):
 
     Args:
         dim (int): Number of channels C.
+        impl (str): How the DCT-damp-IDCT filter is computed: 'matmul',
+            'fft', 'reference' (the authors' ``conv1d`` form) or 'auto'
+            (see :func:`mmvheat.ops.heat_filter`). Defaults to 'auto'.
     """
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, impl: str = 'auto') -> None:
         super().__init__()
         self.dim = dim
+        self.impl = impl
         self.dwconv = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
         self.linear = nn.Linear(dim, 2 * dim)
         self.out_norm = nn.LayerNorm(dim, eps=1e-5)
@@ -147,13 +153,17 @@ class HeatConductionOperator(nn.Module):
             torch.Tensor: Channels-last output (B, H, W, C).
         """
         x = self.dwconv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        u, z = self.linear(x).chunk(2, dim=-1)
+        # Two half-size products instead of one and a chunk: u and z come
+        # out contiguous, so the DCT's reshapes are views, not copies.
+        c = self.dim
+        u = F.linear(x, self.linear.weight[:c], self.linear.bias[:c])
+        z = F.linear(x, self.linear.weight[c:], self.linear.bias[c:])
         if decay is None:
             if freq_embed is None:
                 raise ValueError('HeatConductionOperator needs either '
                                  '`freq_embed` or `decay`')
             decay = self.decay(freq_embed)
-        u = heat_filter(u, decay)
+        u = heat_filter(u, decay, impl=self.impl)
         u = self.out_norm(u) * F.silu(z)
         return self.out_linear(u)
 
@@ -200,6 +210,9 @@ class HeatBlock(nn.Module):
             Defaults to None.
         mlp_ratio (float): Hidden width of the MLP over ``dim``.
             Defaults to 4.
+        reference_layout (bool): Run on (B, C, H, W) the way the authors'
+            code does (see :mod:`.reference_layout`) instead of on
+            channels-last tensors. Defaults to False.
     """
 
     def __init__(self,
@@ -207,9 +220,11 @@ class HeatBlock(nn.Module):
                  drop_path: float = 0.,
                  post_norm: bool = False,
                  layer_scale: Optional[float] = None,
-                 mlp_ratio: float = 4.) -> None:
+                 mlp_ratio: float = 4.,
+                 reference_layout: bool = False) -> None:
         super().__init__()
         self.post_norm = post_norm
+        self.reference_layout = reference_layout
         self.norm1 = nn.LayerNorm(dim, eps=1e-5)
         self.op = HeatConductionOperator(dim)
         self.drop_path = DropPath(drop_path)
@@ -229,7 +244,10 @@ class HeatBlock(nn.Module):
                 freq_embed: Optional[torch.Tensor] = None,
                 decay: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Channels-last (B, H, W, C) in and out; see
-        :meth:`HeatConductionOperator.forward` for ``freq_embed``/``decay``."""
+        :meth:`HeatConductionOperator.forward` for ``freq_embed``/``decay``.
+        (B, C, H, W) in and out with ``reference_layout``."""
+        if self.reference_layout:
+            return reference_layout.block_forward(self, x, freq_embed, decay)
         if self.post_norm:
             heat = self.norm1(self.op(x, freq_embed, decay))
         else:

@@ -13,7 +13,10 @@ from mmengine.model import BaseModule
 
 from mmvheat.ops import resize_freq_embed
 from mmvheat.registry import MODELS
+from . import reference_layout
 from .heat_conduction import HeatBlock
+
+HCO_IMPLS = ('auto', 'matmul', 'fft', 'reference')
 
 
 def fve_grid_for(img_size: Union[int, Sequence[int]],
@@ -130,6 +133,12 @@ class VHeat(BaseModule):
             costs a second forward). Defaults to False.
         deploy (bool): Build the model in deploy mode (see
             :meth:`switch_to_deploy`). Defaults to False.
+        hco_impl (str): How the HCO's DCT filter runs (see
+            :meth:`set_hco_impl`): 'auto' (the faster of 'matmul' and 'fft',
+            measured per size, device and dtype), 'matmul', 'fft', or
+            'reference' (the whole model in the authors' layout and
+            arithmetic; the baseline of benchmarks). All give the same
+            outputs to float rounding. Defaults to 'auto'.
         init_cfg (dict | list[dict], optional): mmengine initialisation
             config, e.g. ``dict(type='Pretrained', checkpoint=...)``.
             Defaults to None (the authors' initialisation).
@@ -165,6 +174,7 @@ class VHeat(BaseModule):
                  frozen_stages: int = -1,
                  with_cp: bool = False,
                  deploy: bool = False,
+                 hco_impl: str = 'auto',
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.arch_settings = self._parse_arch(arch)
@@ -206,6 +216,7 @@ class VHeat(BaseModule):
             self.add_module(f'outnorm{i}', nn.LayerNorm(dims[i], eps=1e-5))
 
         self._init_default_weights()
+        self.set_hco_impl(hco_impl)
         self.deploy = False
         if deploy:
             self.switch_to_deploy()
@@ -297,6 +308,28 @@ class VHeat(BaseModule):
 
     # ------------------------------------------------------------------
     # freezing / modes
+
+    def blocks(self):
+        """Every :class:`HeatBlock`, stage by stage."""
+        for i, stage in enumerate(self.layers):
+            yield from stage[:self.depths[i]]
+
+    def set_hco_impl(self, impl: str) -> None:
+        """Choose how the blocks compute (same weights, same outputs).
+
+        Args:
+            impl (str): 'auto', 'matmul', 'fft' (the filter of every HCO,
+                channels-last layout) or 'reference' (the authors' layout
+                and ``conv1d`` DCT for the whole model).
+        """
+        if impl not in HCO_IMPLS:
+            raise ValueError(f'hco_impl must be one of {HCO_IMPLS}, got '
+                             f'{impl!r}')
+        self.hco_impl = impl
+        for block in self.blocks():
+            block.reference_layout = impl == 'reference'
+            block.op.impl = impl
+
     def _frozen_modules(self) -> List[nn.Module]:
         if self.frozen_stages < 0:
             return []
@@ -340,6 +373,10 @@ class VHeat(BaseModule):
             for block in stage[:self.depths[i]]:
                 block.op.deploy_decay(self.freq_embed[i], self.fve_grid(i))
 
+    @property
+    def _reference(self) -> bool:
+        return self.hco_impl == 'reference'
+
     # ------------------------------------------------------------------
     # forward
     def _check_input(self, x: torch.Tensor) -> None:
@@ -374,8 +411,9 @@ class VHeat(BaseModule):
         return block(x, freq_embed, decay)
 
     def forward_stage(self, stage: int, x: torch.Tensor) -> torch.Tensor:
-        """Run the blocks of ``stage`` on channels-last ``x``."""
-        size = tuple(x.shape[1:3])
+        """Run the blocks of ``stage`` on channels-last ``x`` ((B, C, H, W)
+        with ``hco_impl='reference'``)."""
+        size = tuple(x.shape[2:] if self._reference else x.shape[1:3])
         blocks = self.layers[stage][:self.depths[stage]]
         if self._use_tables(stage):
             for block in blocks:
@@ -400,6 +438,8 @@ class VHeat(BaseModule):
             ceil(W / 2^(i+2))).
         """
         self._check_input(x)
+        if self._reference:
+            return self._forward_reference(x)
         x = self.patch_embed(x)
         outs = []
         for i in range(self.num_stages):
@@ -409,6 +449,19 @@ class VHeat(BaseModule):
                 outs.append(out.permute(0, 3, 1, 2).contiguous())
             if i < self.num_stages - 1:
                 x = self.layers[i][-1](x)
+        return tuple(outs)
+
+    def _forward_reference(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """:meth:`forward` in the authors' (B, C, H, W) layout."""
+        x = reference_layout.stem_forward(self.patch_embed, x)
+        outs = []
+        for i in range(self.num_stages):
+            x = self.forward_stage(i, x)
+            if i in self.out_indices:
+                norm = getattr(self, f'outnorm{i}')
+                outs.append(reference_layout.layer_norm_2d(norm, x))
+            if i < self.num_stages - 1:
+                x = reference_layout.downsample_forward(self.layers[i][-1], x)
         return tuple(outs)
 
     @staticmethod

@@ -1,0 +1,179 @@
+"""Building blocks of ``tools/analysis_tools/benchmark.py``.
+
+One *configuration* is a model spec, a mode (``infer`` or ``train``), a dtype,
+a resolution and a batch size; :func:`run_config` times it and measures its
+peak memory. Model specs: ``vheat-{t,s,b}[:IMPL]`` (IMPL one of
+``mmvheat.models.backbones.vheat.HCO_IMPLS``, default ``auto``),
+``swin-{t,s,b}`` and ``convnext-{t,s,b}`` (mmpretrain's backbones).
+"""
+import statistics
+import time
+from typing import Dict, List
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+ARCHS = {'t': 'tiny', 's': 'small', 'b': 'base'}
+DTYPES = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+
+
+class Classifier(nn.Module):
+    """Backbone, global average pool and a linear head (the train step's
+    model; ImageNet's 1000 classes)."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int = 1000) -> None:
+        super().__init__()
+        self.backbone = backbone
+        with torch.no_grad():
+            dim = self._pool(backbone(torch.zeros(1, 3, 64, 64))).shape[1]
+        self.fc = nn.Linear(dim, num_classes)
+
+    @staticmethod
+    def _pool(feats) -> torch.Tensor:
+        x = feats[-1] if isinstance(feats, (tuple, list)) else feats
+        return x.mean(dim=(2, 3)) if x.dim() == 4 else x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self._pool(self.backbone(x)))
+
+
+def parse_spec(spec: str) -> tuple:
+    """``'vheat-t:reference'`` -> ('vheat', 'tiny', 'reference')."""
+    name, _, impl = spec.partition(':')
+    family, _, size = name.partition('-')
+    if family not in ('vheat', 'swin', 'convnext') or size not in ARCHS:
+        raise ValueError(f'unknown model {spec!r}; expected vheat-{{t,s,b}}'
+                         '[:IMPL], swin-{t,s,b} or convnext-{t,s,b}')
+    if impl and family != 'vheat':
+        raise ValueError(f'{spec!r}: only vheat models take an :IMPL')
+    if family == 'vheat':
+        from mmvheat.models.backbones.vheat import HCO_IMPLS
+        impl = impl or 'auto'
+        if impl not in HCO_IMPLS:
+            raise ValueError(f'{spec!r}: IMPL must be one of {HCO_IMPLS}')
+    return family, ARCHS[size], impl
+
+
+def build_backbone(spec: str, resolution: int, deploy: bool) -> nn.Module:
+    """The backbone of ``spec`` sized for ``resolution`` (vHeat's FVEs and
+    Swin's ``img_size``), as the authors measure."""
+    family, arch, impl = parse_spec(spec)
+    if family == 'vheat':
+        from mmvheat.models import VHeat
+        model = VHeat(arch, img_size=resolution, hco_impl=impl)
+        if deploy:
+            model.switch_to_deploy()
+        return model
+    from mmpretrain.models import ConvNeXt, SwinTransformer
+    if family == 'swin':
+        return SwinTransformer(arch=arch, img_size=resolution)
+    return ConvNeXt(arch=arch)
+
+
+def _rss_reset() -> None:
+    """Reset the kernel's peak-RSS mark of this process (Linux)."""
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+    except OSError:
+        pass
+
+
+def _proc_status_mb(field: str) -> float:
+    """A memory field of /proc/self/status (VmRSS, VmHWM) in MiB."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith(field + ':'):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float('nan')
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def run_config(spec: str, mode: str, dtype: str, resolution: int,
+               batch: int, device: str = 'cpu', warmup: int = 2,
+               runs: int = 5, deploy: bool = True,
+               compile: bool = False) -> Dict:
+    """Time one configuration.
+
+    Args:
+        spec (str): Model spec (see the module docstring).
+        mode (str): 'infer' (forward under ``inference_mode``) or 'train'
+            (forward, cross-entropy, backward, AdamW step).
+        dtype (str): 'fp32', or 'fp16'/'bf16' autocast.
+        resolution (int): Square input side.
+        batch (int): Images per step.
+        device (str): 'cpu' or 'cuda'. Defaults to 'cpu'.
+        warmup (int): Untimed steps first. Defaults to 2.
+        runs (int): Timed steps. Defaults to 5.
+        deploy (bool): Deploy-mode vHeat for inference. Defaults to True.
+        compile (bool): ``torch.compile`` the model. Defaults to False.
+
+    Returns:
+        dict: The configuration, ``times`` (s per step), ``median_s``,
+        ``img_per_s``, ``spread`` ((max - min) / median), ``peak_mem_mb``
+        and ``step_mem_mb``. On CUDA: ``max_memory_allocated`` during the
+        timed steps, and that minus the memory allocated before them. On
+        CPU: the process's peak RSS during the timed steps, and that minus
+        the RSS before them (the memory a step needs beyond weights and
+        optimizer state; exact when freed memory goes back to the system,
+        e.g. with ``MALLOC_MMAP_THRESHOLD_=65536``, as the benchmark's worker
+        processes set).
+    """
+    if mode not in ('infer', 'train'):
+        raise ValueError(f"mode must be 'infer' or 'train', got {mode!r}")
+    if dtype not in DTYPES:
+        raise ValueError(f'dtype must be one of {list(DTYPES)}, got {dtype!r}')
+    dev = torch.device(device)
+    torch.manual_seed(0)
+    model = Classifier(
+        build_backbone(spec, resolution, deploy and mode == 'infer'))
+    model = model.to(dev).train(mode == 'train')
+    x = torch.randn(batch, 3, resolution, resolution, device=dev)
+    target = torch.randint(0, 1000, (batch, ), device=dev)
+    optim = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    fn = torch.compile(model) if compile else model
+
+    def step():
+        with torch.autocast(dev.type, dtype=DTYPES[dtype],
+                            enabled=dtype != 'fp32'):
+            if mode == 'infer':
+                with torch.inference_mode():
+                    return fn(x)
+            loss = F.cross_entropy(fn(x), target)
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        optim.step()
+
+    for _ in range(warmup):
+        step()
+    _sync(dev)
+    if dev.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(dev)
+        base = torch.cuda.memory_allocated(dev) / 2**20
+    else:
+        _rss_reset()
+        base = _proc_status_mb('VmRSS')
+    times: List[float] = []
+    for _ in range(runs):
+        _sync(dev)
+        start = time.perf_counter()
+        step()
+        _sync(dev)
+        times.append(time.perf_counter() - start)
+    peak = (torch.cuda.max_memory_allocated(dev) / 2**20
+            if dev.type == 'cuda' else _proc_status_mb('VmHWM'))
+    median = statistics.median(times)
+    return dict(
+        model=spec, mode=mode, dtype=dtype, resolution=resolution,
+        batch=batch, device=device, compile=compile, times=times,
+        median_s=median, img_per_s=batch / median,
+        spread=(max(times) - min(times)) / median, peak_mem_mb=peak,
+        step_mem_mb=peak - base)

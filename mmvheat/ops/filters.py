@@ -1,0 +1,109 @@
+"""Implementations of the heat-conduction filter ``IDCT(factors * DCT(u))``.
+
+All take a channels-last ``u`` of shape (B, H, W, C) and damping factors
+(H, W, C) and return (B, H, W, C); they agree to float rounding.
+
+* ``'reference'`` - the authors' arithmetic: each 1-D transform is an
+  ``F.conv1d`` whose kernel is the (N, N) basis viewed as (N, N, 1), applied
+  to a (B, H, W*C) view (along H) and then a (B*H, W, C) view (along W),
+  with ``.contiguous()`` copies in between, and the damping as an einsum.
+* ``'matmul'`` - the same dense products as batched matrix multiplications
+  on views, without copies.
+* ``'fft'`` - DCT-II filtering as a real FFT of the even (mirror) extension:
+  ``IDCT(d * DCT(x))`` is the top-left (H, W) corner of
+  ``irfft2(D * rfft2(mirror(x)))`` where ``D`` repeats ``d`` symmetrically,
+  ``O(HW log HW)`` instead of ``O(HW (H + W))``. Computed in float32 (or
+  float64) even for half-precision inputs (FFTs in fp16/bf16 are missing or
+  restricted to powers of two), then cast back: a local fallback only.
+
+``'auto'`` (see :mod:`mmvheat.ops.autotune`) times ``matmul`` and ``fft`` for
+each new (shape, device, dtype) and keeps the faster.
+"""
+import torch
+import torch.nn.functional as F
+
+from .heat import _transform, dct_matrix
+
+FILTER_IMPLS = ('reference', 'matmul', 'fft')
+
+
+def _conv1d_transform(x: torch.Tensor, basis_h: torch.Tensor,
+                      basis_w: torch.Tensor) -> torch.Tensor:
+    """The authors' separable transform: ``conv1d`` with (N, N, 1) kernels."""
+    b, h, w, c = x.shape
+    x = F.conv1d(x.contiguous().view(b, h, -1), basis_h.view(h, h, 1))
+    x = F.conv1d(x.contiguous().view(-1, w, c), basis_w.view(w, w, 1))
+    return x.contiguous().view(b, h, w, -1)
+
+
+def reference_filter(u: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """The heat filter computed as the authors' released code does."""
+    _, h, w, _ = u.shape
+    dct_h = dct_matrix(h, u.device, u.dtype)
+    dct_w = dct_matrix(w, u.device, u.dtype)
+    x = _conv1d_transform(u, dct_h, dct_w)
+    x = torch.einsum('bnmc,nmc->bnmc', x, factors.to(x.dtype))
+    return _conv1d_transform(x, dct_h.t().contiguous(), dct_w.t().contiguous())
+
+
+def matmul_filter(u: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """The heat filter as four dense matrix products on views."""
+    _, h, w, _ = u.shape
+    dct_h = dct_matrix(h, u.device, u.dtype)
+    dct_w = dct_matrix(w, u.device, u.dtype)
+    x = _transform(u, dct_h, dct_w) * factors.to(u.dtype)
+    return _transform(x, dct_h.t(), dct_w.t())
+
+
+def _mirror_index(n: int, length: int, device) -> torch.Tensor:
+    """Frequency of each of the ``length`` DFT bins of a 2n-point mirror
+    extension: k for k < n, 2n - k above n; bin n (always 0 in the
+    spectrum) reads frequency 0."""
+    k = torch.arange(length, device=device)
+    folded = torch.where(k < n, k, 2 * n - k)
+    return torch.where(k == n, torch.zeros_like(k), folded)
+
+
+def fft_filter(u: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """The heat filter through a real 2-D FFT of the mirror extension."""
+    b, h, w, c = u.shape
+    work = torch.float64 if u.dtype == torch.float64 else torch.float32
+    with torch.autocast(u.device.type, enabled=False):
+        x = u.to(work)
+        x = torch.cat([x, x.flip(1)], dim=1)
+        x = torch.cat([x, x.flip(2)], dim=2)
+        spec = torch.fft.rfft2(x, dim=(1, 2))  # (B, 2H, W + 1, C)
+        d = factors.to(work)
+        d = d.index_select(0, _mirror_index(h, 2 * h, u.device))
+        d = d.index_select(1, _mirror_index(w, w + 1, u.device))
+        y = torch.fft.irfft2(spec * d, s=(2 * h, 2 * w), dim=(1, 2))
+        return y[:, :h, :w].to(u.dtype)
+
+
+def heat_filter(u: torch.Tensor,
+                factors: torch.Tensor,
+                impl: str = 'auto') -> torch.Tensor:
+    """The HCO's linear heat-conduction step: DCT, damp, IDCT.
+
+    Args:
+        u (torch.Tensor): Channels-last input (B, H, W, C).
+        factors (torch.Tensor): Damping per frequency and channel (H, W, C),
+            e.g. :func:`~mmvheat.ops.heat_decay` of the conductivity.
+        impl (str): 'reference', 'matmul', 'fft' or 'auto' (the faster of
+            matmul and fft, measured per shape, device and dtype).
+            Defaults to 'auto'.
+
+    Returns:
+        torch.Tensor: Filtered (B, H, W, C), in ``u``'s dtype.
+    """
+    if impl == 'auto':
+        from .autotune import choose_filter
+        impl = choose_filter(u)
+    if impl == 'matmul':
+        return matmul_filter(u, factors)
+    if impl == 'fft':
+        return fft_filter(u, factors)
+    if impl == 'reference':
+        return reference_filter(u, factors)
+    raise ValueError(f'unknown heat filter impl {impl!r}; choose one of '
+                     f"{FILTER_IMPLS + ('auto', )}")

@@ -1,0 +1,56 @@
+"""The FLOPs tool reproduces the paper's figures."""
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mmvheat.flops import backbone_flops, flop_analyzer
+
+# (deploy, train) GFLOPs at 224: the paper's and mmengine's count of the
+# authors' training-form model.
+PUBLISHED = {'tiny': (4.6, 4.94), 'small': (8.5, 9.17), 'base': (14.9, 16.16)}
+
+
+@pytest.mark.parametrize('arch', ['tiny', 'small', 'base'])
+def test_backbone_flops_within_2_percent(arch):
+    deploy = backbone_flops(arch, 224, 'deploy')['flops'] / 1e9
+    train = backbone_flops(arch, 224, 'train')['flops'] / 1e9
+    paper_deploy, paper_train = PUBLISHED[arch]
+    assert abs(deploy - paper_deploy) / paper_deploy < 0.02, deploy
+    assert abs(train - paper_train) / paper_train < 0.02, train
+
+
+def test_every_impl_counts_the_same_dense_products():
+    arch = dict(depths=[1, 1, 1, 1], dims=16)
+    counts = {
+        impl: backbone_flops(arch, 96, 'deploy', impl)['flops']
+        for impl in ('reference', 'matmul', 'fft')
+    }
+    # The reference's einsum damping adds B*H*W*C per block: < 0.1%.
+    assert counts['fft'] == counts['matmul']
+    assert abs(counts['reference'] - counts['matmul']) < 1e-3 * counts['matmul']
+
+
+class _Matmul(torch.nn.Module):
+
+    def forward(self, a, b):
+        return torch.matmul(a, b)
+
+
+@pytest.mark.parametrize('a,b,expect', [((5, 3), (7, 3, 4), 7 * 5 * 3 * 4),
+                                        ((2, 1, 5, 3), (6, 3, 4),
+                                         2 * 6 * 5 * 3 * 4),
+                                        ((5, 3), (3, 4), 5 * 3 * 4)])
+def test_broadcast_matmul_handle(a, b, expect):
+    analyzer = flop_analyzer(_Matmul(), (torch.zeros(a), torch.zeros(b)))
+    assert analyzer.total() == expect
+
+
+def test_cli_prints_table():
+    out = subprocess.run(
+        [sys.executable, 'tools/analysis_tools/get_flops.py', '--archs',
+         'tiny', '--forms', 'deploy'], capture_output=True, text=True,
+        check=True).stdout
+    assert '| vHeat-T (ImageNet) | 224x224 | deploy | 30.85' in out
+    assert '| 4.6 ' in out and 'dense products it replaces' in out

@@ -1,0 +1,229 @@
+"""Throughput, latency and peak memory of vHeat against Swin and ConvNeXt.
+
+    python tools/analysis_tools/benchmark.py \
+        [--models vheat-t:reference vheat-t:auto swin-t convnext-t] \
+        [--modes infer train] [--dtypes fp32 bf16] \
+        [--resolutions 224 384 512 768 1024] [--batch-sizes auto | 8 ...] \
+        [--device cpu|cuda] [--warmup 2] [--runs 5] [--no-deploy] \
+        [--compile] [--threads N] [--out-dir work_dirs/benchmark]
+
+Every configuration (model x mode x dtype x resolution x batch) runs in a
+fresh subprocess, so each peak-memory figure is its own. vHeat models are
+built with ``img_size`` equal to the resolution (FVEs on that grid) and run
+deployed for inference unless ``--no-deploy``; ``vheat-t:IMPL`` picks the HCO
+implementation (``reference`` is the authors' layout, the baseline of the
+``x ref`` columns). Prints a table (median throughput, latency, spread =
+(max - min) / median over the timed runs, peak and per-step memory), writes
+``results.json``, ``results.csv`` and ``benchmark.png`` (throughput and
+memory against resolution) into ``--out-dir``.
+"""
+import argparse
+import csv
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DEFAULT_MODELS = ['vheat-t:reference', 'vheat-t:auto', 'swin-t', 'convnext-t']
+ALL_MODELS = [f'vheat-{s}:{i}' for s in 'tsb'
+              for i in ('reference', 'matmul', 'fft', 'auto')
+              ] + [f'{f}-{s}' for f in ('swin', 'convnext') for s in 'tsb']
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Benchmark vHeat (each HCO implementation), Swin and '
+        'ConvNeXt: throughput, latency, peak memory.')
+    parser.add_argument('--models', nargs='+', default=DEFAULT_MODELS,
+                        help="model specs, or 'all' (default: %(default)s)")
+    parser.add_argument('--modes', nargs='+', default=['infer'],
+                        choices=['infer', 'train'])
+    parser.add_argument('--dtypes', nargs='+', default=['fp32'],
+                        choices=['fp32', 'fp16', 'bf16'],
+                        help='fp16/bf16 run under autocast')
+    parser.add_argument('--resolutions', nargs='+', type=int,
+                        default=[224, 384, 512, 768, 1024])
+    parser.add_argument('--batch-sizes', nargs='+', default=['auto'],
+                        help="ints, or 'auto': 8 at 224 scaled by 224^2 / "
+                        'R^2 (at least 1) on CPU, 64 likewise on CUDA')
+    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--runs', type=int, default=5)
+    parser.add_argument('--no-deploy', action='store_true',
+                        help='run vHeat inference in the training form')
+    parser.add_argument('--compile', action='store_true',
+                        help='torch.compile every model')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='torch CPU threads (default: torch decides)')
+    parser.add_argument('--out-dir', default='work_dirs/benchmark')
+    parser.add_argument('--timeout', type=int, default=1800,
+                        help='seconds per configuration')
+    parser.add_argument('--worker', help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.models == ['all']:
+        args.models = ALL_MODELS
+    from mmvheat.benchmark import parse_spec
+    for spec in args.models:
+        try:
+            parse_spec(spec)
+        except ValueError as e:
+            parser.error(str(e))
+    return args
+
+
+def batch_sizes(args, resolution: int) -> list:
+    if args.batch_sizes != ['auto']:
+        try:
+            return [int(b) for b in args.batch_sizes]
+        except ValueError:
+            sys.exit(f"--batch-sizes takes ints or 'auto', got "
+                     f'{args.batch_sizes}')
+    base = 64 if args.device == 'cuda' else 8
+    return [max(1, round(base * (224 / resolution)**2))]
+
+
+def run_worker(spec: str) -> None:
+    """Child process: run one configuration, print its JSON result."""
+    import torch
+
+    from mmvheat.benchmark import run_config
+    cfg = json.loads(spec)
+    threads = cfg.pop('threads')
+    if threads:
+        torch.set_num_threads(threads)
+    print('RESULT ' + json.dumps(run_config(**cfg)), flush=True)
+
+
+def run_child(cfg: dict, timeout: int) -> dict:
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536')
+    env['PYTHONPATH'] = ROOT + os.pathsep + env.get('PYTHONPATH', '')
+    cmd = [sys.executable, osp.abspath(__file__), '--worker', json.dumps(cfg)]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                             timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return dict(error=f'timed out after {timeout} s')
+    for line in out.stdout.splitlines():
+        if line.startswith('RESULT '):
+            return json.loads(line[len('RESULT '):])
+    lines = (out.stderr or out.stdout).strip().splitlines()
+    return dict(error=lines[-1] if lines else f'exit code {out.returncode}')
+
+
+def add_ratios(results: list) -> None:
+    """``x_ref``/``mem_x_ref``: throughput and step memory over the same
+    size's ``vheat-?:reference`` row of the same configuration."""
+    ref = {}
+    for r in results:
+        if r['model'].endswith(':reference') and 'error' not in r:
+            ref[(r['model'].split(':')[0], r['mode'], r['dtype'],
+                 r['resolution'], r['batch'])] = r
+    for r in results:
+        base = ref.get((r['model'].split(':')[0], r['mode'], r['dtype'],
+                        r['resolution'], r['batch']))
+        if base is None or 'error' in r:
+            continue
+        r['x_ref'] = r['img_per_s'] / base['img_per_s']
+        r['mem_x_ref'] = r['step_mem_mb'] / max(base['step_mem_mb'], 1e-9)
+
+
+def format_table(results: list) -> str:
+    head = ['model', 'mode', 'dtype', 'res', 'batch', 'img/s', 'latency ms',
+            'spread', 'peak MB', 'step MB', 'x ref', 'mem x ref']
+    rows = []
+    for r in results:
+        row = [r['model'], r['mode'], r['dtype'], str(r['resolution']),
+               str(r['batch'])]
+        if 'error' in r:
+            row += ['error: ' + r['error'][:60]] + [''] * 6
+        else:
+            row += [f"{r['img_per_s']:.2f}", f"{r['median_s'] * 1e3:.1f}",
+                    f"{r['spread'] * 100:.0f}%", f"{r['peak_mem_mb']:.0f}",
+                    f"{r['step_mem_mb']:.0f}",
+                    f"{r['x_ref']:.2f}" if 'x_ref' in r else '-',
+                    f"{r['mem_x_ref']:.2f}" if 'mem_x_ref' in r else '-']
+        rows.append(row)
+    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+    lines = ['| ' + ' | '.join(h.ljust(w) for h, w in zip(head, widths)) +
+             ' |', '|' + '|'.join('-' * (w + 2) for w in widths) + '|']
+    lines += ['| ' + ' | '.join(c.ljust(w) for c, w in zip(row, widths)) +
+              ' |' for row in rows]
+    return '\n'.join(lines)
+
+
+def plot(results: list, path: str) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    ok = [r for r in results if 'error' not in r]
+    groups = sorted({(r['mode'], r['dtype']) for r in ok})
+    if not groups:
+        return
+    fig, axes = plt.subplots(2, len(groups), figsize=(5 * len(groups), 7),
+                             squeeze=False)
+    for col, (mode, dtype) in enumerate(groups):
+        rows = [r for r in ok if (r['mode'], r['dtype']) == (mode, dtype)]
+        for model in dict.fromkeys(r['model'] for r in rows):
+            pts = sorted((r['resolution'], r['img_per_s'], r['step_mem_mb'])
+                         for r in rows if r['model'] == model)
+            res = [p[0] for p in pts]
+            axes[0, col].plot(res, [p[1] for p in pts], 'o-', label=model)
+            axes[1, col].plot(res, [p[2] for p in pts], 'o-', label=model)
+        axes[0, col].set(title=f'{mode}, {dtype}', ylabel='images / s',
+                         yscale='log')
+        axes[1, col].set(xlabel='resolution', ylabel='step memory (MB)',
+                         yscale='log')
+        axes[0, col].legend(fontsize=8)
+        for ax in axes[:, col]:
+            ax.grid(alpha=.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.worker:
+        return run_worker(args.worker)
+    os.makedirs(args.out_dir, exist_ok=True)
+    results = []
+    for mode in args.modes:
+        for dtype in args.dtypes:
+            for res in args.resolutions:
+                for batch in batch_sizes(args, res):
+                    for spec in args.models:
+                        cfg = dict(
+                            spec=spec, mode=mode, dtype=dtype,
+                            resolution=res, batch=batch, device=args.device,
+                            warmup=args.warmup, runs=args.runs,
+                            deploy=not args.no_deploy, compile=args.compile,
+                            threads=args.threads)
+                        result = run_child(cfg, args.timeout)
+                        result = {**dict(model=spec, mode=mode, dtype=dtype,
+                                         resolution=res, batch=batch),
+                                  **result}
+                        results.append(result)
+                        status = result.get('error') or (
+                            f"{result['img_per_s']:.2f} img/s")
+                        print(f'[benchmark] {spec} {mode} {dtype} {res} '
+                              f'b{batch}: {status}', flush=True)
+    add_ratios(results)
+    print(format_table(results))
+    with open(osp.join(args.out_dir, 'results.json'), 'w') as f:
+        json.dump(results, f, indent=1)
+    keys = ['model', 'mode', 'dtype', 'resolution', 'batch', 'img_per_s',
+            'median_s', 'spread', 'peak_mem_mb', 'step_mem_mb', 'x_ref',
+            'mem_x_ref', 'error']
+    with open(osp.join(args.out_dir, 'results.csv'), 'w', newline='') as f:
+        writer = csv.DictWriter(f, keys, extrasaction='ignore')
+        writer.writeheader()
+        writer.writerows(results)
+    plot(results, osp.join(args.out_dir, 'benchmark.png'))
+    print(f'[benchmark] wrote results.json, results.csv, benchmark.png to '
+          f'{args.out_dir}')
+
+
+if __name__ == '__main__':
+    main()

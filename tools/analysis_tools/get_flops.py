@@ -1,0 +1,125 @@
+"""Parameters and FLOPs of vHeat, beside the paper's figures.
+
+    python tools/analysis_tools/get_flops.py \
+        [--archs tiny small base] [--resolutions 224] \
+        [--forms deploy train] [--hco-impl matmul] [--tasks] \
+        [--config CONFIG --shape H W]
+
+Counts with mmengine's FlopAnalyzer (one multiply-add = one FLOP) plus the
+handles of :mod:`mmvheat.flops`. ``deploy`` is the deployed model (decay
+tables precomputed; the paper's convention for 4.6G / 8.5G / 14.9G),
+``train`` the training form (each block's ``to_k`` Linear over its FVE
+counted too). At resolution R the backbone is built with ``img_size=R``.
+``--tasks`` adds Mask R-CNN at 1280x800 and UperNet at 512x2048 built from
+this repository's configs; ``--config`` counts any config.
+"""
+import argparse
+import os.path as osp
+import sys
+import warnings
+
+warnings.filterwarnings('ignore')
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
+
+# (params M, FLOPs G) the paper reports; the train-form figures are what
+# mmengine's counter gives for the authors' code.
+PAPER = {
+    ('tiny', 'deploy'): (None, 4.6), ('small', 'deploy'): (None, 8.5),
+    ('base', 'deploy'): (None, 14.9), ('tiny', 'train'): (None, 4.94),
+    ('small', 'train'): (None, 9.17), ('base', 'train'): (None, 16.16),
+}
+TASKS = [
+    ('Mask R-CNN vHeat-{}', 'configs/detection/mask-rcnn_vheat-{}_fpn_1x_coco.py',
+     (800, 1280), {'t': (53, 286), 's': (74, 377), 'b': (115, 526)}),
+    ('UperNet vHeat-{}',
+     'configs/segmentation/vheat-{}_upernet_8xb2-160k_ade20k-512x512.py',
+     (512, 2048), {'t': (62, 948), 's': (82, 1028), 'b': (129, 1219)}),
+]
+LONG = {'t': 'tiny', 's': 'small', 'b': 'base'}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Parameters and FLOPs of vHeat models')
+    parser.add_argument('--archs', nargs='+', default=['tiny', 'small', 'base'],
+                        choices=['tiny', 'small', 'base'])
+    parser.add_argument('--resolutions', nargs='+', type=int, default=[224])
+    parser.add_argument('--forms', nargs='+', default=['deploy', 'train'],
+                        choices=['deploy', 'train'])
+    parser.add_argument('--hco-impl', default='matmul',
+                        choices=['reference', 'matmul', 'fft'],
+                        help='all count the same dense DCT products')
+    parser.add_argument('--tasks', action='store_true',
+                        help='also Mask R-CNN (1280x800) and UperNet '
+                        '(512x2048) from our configs')
+    parser.add_argument('--config', help='count the model of this config')
+    parser.add_argument('--shape', nargs=2, type=int, metavar=('H', 'W'),
+                        default=[800, 1280], help='input of --config')
+    return parser.parse_args(argv)
+
+
+def diff(ours: float, paper) -> str:
+    if paper is None:
+        return '-'
+    return f'{(ours - paper) / paper * 100:+.1f}%'
+
+
+def row(name, size, form, result, paper=(None, None)) -> list:
+    params, flops = result['params'] / 1e6, result['flops'] / 1e9
+    note = ''
+    if result.get('aux_params'):
+        note = (f"{(result['params'] - result['aux_params']) / 1e6:.1f}M "
+                'without the auxiliary head')
+    return [name, size, form, f'{params:.2f}', f'{flops:.2f}',
+            '-' if paper[0] is None else str(paper[0]), diff(params, paper[0]),
+            '-' if paper[1] is None else str(paper[1]), diff(flops, paper[1]),
+            note]
+
+
+def print_table(rows: list) -> None:
+    head = ['model', 'input', 'form', 'params (M)', 'FLOPs (G)', 'paper M',
+            'diff', 'paper G', 'diff', 'note']
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    print('| ' + ' | '.join(h.ljust(w) for h, w in zip(head, widths)) + ' |')
+    print('|' + '|'.join('-' * (w + 2) for w in widths) + '|')
+    for r in rows:
+        print('| ' + ' | '.join(str(c).ljust(w) for c, w in zip(r, widths)) +
+              ' |')
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from mmvheat.flops import backbone_flops, task_model_flops
+    rows = []
+    for arch in args.archs:
+        for res in args.resolutions:
+            for form in args.forms:
+                result = backbone_flops(arch, res, form, args.hco_impl)
+                paper = PAPER.get((arch, form), (None, None))
+                rows.append(row(f'vHeat-{arch[0].upper()} (ImageNet)',
+                                f'{res}x{res}', form, result,
+                                paper if res == 224 else (None, None)))
+    if args.tasks:
+        for name, config, (h, w), paper in TASKS:
+            for arch in args.archs:
+                key = arch[0]
+                cfg = config.format(key if 'detection' in config else arch)
+                for form in args.forms:
+                    result = task_model_flops(osp.join(ROOT, cfg), h, w, form)
+                    rows.append(row(name.format(key.upper()), f'{w}x{h}',
+                                    form, result, paper[key]))
+    if args.config:
+        h, w = args.shape
+        for form in args.forms:
+            rows.append(row(osp.basename(args.config), f'{w}x{h}', form,
+                            task_model_flops(args.config, h, w, form)))
+    print_table(rows)
+    print('FLOPs are multiply-adds (mmengine FlopAnalyzer); an FFT-based DCT '
+          'counts as the dense products it replaces (the paper convention), '
+          'so every hco_impl gives the same figure.')
+
+
+if __name__ == '__main__':
+    main()
