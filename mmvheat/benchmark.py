@@ -119,13 +119,11 @@ def run_config(spec: str, mode: str, dtype: str, resolution: int,
     Returns:
         dict: The configuration, ``times`` (s per step), ``median_s``,
         ``img_per_s``, ``spread`` ((max - min) / median), ``peak_mem_mb``
-        and ``step_mem_mb``. On CUDA: ``max_memory_allocated`` during the
-        timed steps, and that minus the memory allocated before them. On
-        CPU: the process's peak RSS during the timed steps, and that minus
-        the RSS before them (the memory a step needs beyond weights and
-        optimizer state; exact when freed memory goes back to the system,
-        e.g. with ``MALLOC_MMAP_THRESHOLD_=65536``, as the benchmark's worker
-        processes set).
+        and ``step_mem_mb``. On CUDA: ``max_memory_allocated`` over the
+        warm-up and timed steps, and that minus the memory allocated before
+        them. On CPU: the process's peak RSS over those steps, and that minus
+        the RSS before them (weights, optimizer state and input are in the
+        baseline; measure one configuration per process).
     """
     if mode not in ('infer', 'train'):
         raise ValueError(f"mode must be 'infer' or 'train', got {mode!r}")
@@ -152,8 +150,10 @@ def run_config(spec: str, mode: str, dtype: str, resolution: int,
         loss.backward()
         optim.step()
 
-    for _ in range(warmup):
-        step()
+    if mode == 'train':  # AdamW's state belongs to the baseline
+        for p in model.parameters():
+            p.grad = torch.zeros_like(p)
+        optim.step()
     _sync(dev)
     if dev.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(dev)
@@ -161,6 +161,8 @@ def run_config(spec: str, mode: str, dtype: str, resolution: int,
     else:
         _rss_reset()
         base = _proc_status_mb('VmRSS')
+    for _ in range(warmup):
+        step()
     times: List[float] = []
     for _ in range(runs):
         _sync(dev)

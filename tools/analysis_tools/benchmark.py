@@ -97,7 +97,7 @@ def run_worker(spec: str) -> None:
 
 
 def run_child(cfg: dict, timeout: int) -> dict:
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536')
+    env = dict(os.environ)
     env['PYTHONPATH'] = ROOT + os.pathsep + env.get('PYTHONPATH', '')
     cmd = [sys.executable, osp.abspath(__file__), '--worker', json.dumps(cfg)]
     try:

@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from mmvheat.ops import heat_decay, heat_filter, resize_freq_embed
 
 from . import reference_layout
+from .gelu_linear import gelu_linear
+from .norm_gate import norm_gate
 
 # How many input sizes one operator keeps deploy tables for (LRU). Detection
 # sees many image sizes; each table is H*W*C floats.
@@ -164,7 +166,7 @@ class HeatConductionOperator(nn.Module):
                                  '`freq_embed` or `decay`')
             decay = self.decay(freq_embed)
         u = heat_filter(u, decay, impl=self.impl)
-        u = self.out_norm(u) * F.silu(z)
+        u = norm_gate(u, z, self.out_norm)  # == out_norm(u) * silu(z)
         return self.out_linear(u)
 
 
@@ -187,8 +189,8 @@ class ConvMlp(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.linear(x, self.fc1.weight.flatten(1), self.fc1.bias)
-        x = self.act(x)
-        return F.linear(x, self.fc2.weight.flatten(1), self.fc2.bias)
+        # == fc2(act(x)); in training the GELU is recomputed in backward
+        return gelu_linear(x, self.fc2.weight.flatten(1), self.fc2.bias)
 
 
 class HeatBlock(nn.Module):
