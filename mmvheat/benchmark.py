@@ -67,7 +67,9 @@ def build_backbone(spec: str, resolution: int, deploy: bool) -> nn.Module:
         return model
     from mmpretrain.models import ConvNeXt, SwinTransformer
     if family == 'swin':
-        return SwinTransformer(arch=arch, img_size=resolution)
+        # pad_small_map: maps under the 7x7 window (the 64x64 probe) work
+        return SwinTransformer(
+            arch=arch, img_size=resolution, pad_small_map=True)
     return ConvNeXt(arch=arch)
 
 

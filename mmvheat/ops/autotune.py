@@ -1,8 +1,9 @@
 """``hco_impl='auto'``: pick the faster heat filter by measuring it.
 
 The first time a (B, H, W, C, device, dtype) is seen, ``matmul`` and ``fft``
-each run a few times on a tensor of that shape and the faster is kept for
-that key (like ``cudnn.benchmark``). Both are exact and work for every
+each run a few times on one sample of that shape (both scale linearly with
+the batch; one sample keeps the measurement's memory small) and the faster
+is kept for that key (like ``cudnn.benchmark``). Both are exact and work for every
 dtype and device (the FFT computes half-precision inputs in float32), so the
 choice only moves speed. Under ``torch.compile`` tracing, or when timing is
 switched off with ``MMVHEAT_HCO_AUTOTUNE=0``, keys not yet measured use
@@ -65,7 +66,7 @@ def choose_filter(u: torch.Tensor) -> str:
     if choice is None:
         if not _timing_allowed():
             return DEFAULT
-        times = measure(tuple(u.shape), u.device, u.dtype)
+        times = measure((1, ) + tuple(u.shape[1:]), u.device, u.dtype)
         choice = min(times, key=times.get)
         _choices[key] = choice
     return choice

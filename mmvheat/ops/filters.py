@@ -51,7 +51,12 @@ def matmul_filter(u: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     _, h, w, _ = u.shape
     dct_h = dct_matrix(h, u.device, u.dtype)
     dct_w = dct_matrix(w, u.device, u.dtype)
-    x = _transform(u, dct_h, dct_w) * factors.to(u.dtype)
+    x = _transform(u, dct_h, dct_w)
+    factors = factors.to(u.dtype)
+    if torch.is_grad_enabled() and (x.requires_grad or factors.requires_grad):
+        x = x * factors
+    else:
+        x.mul_(factors)  # x is a fresh product
     return _transform(x, dct_h.t(), dct_w.t())
 
 

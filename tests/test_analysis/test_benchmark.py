@@ -12,7 +12,7 @@ from mmvheat.benchmark import parse_spec, run_config
 def test_cli_end_to_end(tmp_path):
     out = subprocess.run(
         [sys.executable, 'tools/analysis_tools/benchmark.py', '--models',
-         'vheat-t:reference', 'vheat-t:matmul', 'convnext-t', '--modes',
+         'vheat-t:reference', 'vheat-t:matmul', 'swin-t', '--modes',
          'infer', 'train', '--resolutions', '64', '--batch-sizes', '1',
          '--warmup', '0', '--runs', '2', '--threads', '1', '--out-dir',
          str(tmp_path)], capture_output=True, text=True)
@@ -28,7 +28,7 @@ def test_cli_end_to_end(tmp_path):
     ours = [r for r in results if r['model'] == 'vheat-t:matmul']
     assert all(r['x_ref'] > 0 for r in ours)
     assert 'x_ref' not in [r for r in results
-                           if r['model'] == 'convnext-t'][0]
+                           if r['model'] == 'swin-t'][0]
     rows = list(csv.DictReader(open(tmp_path / 'results.csv')))
     assert len(rows) == 6 and rows[0]['model'] == 'vheat-t:reference'
     assert (tmp_path / 'benchmark.png').stat().st_size > 10000

@@ -35,6 +35,8 @@ def gelu_linear(h: torch.Tensor, weight: torch.Tensor,
                 bias: torch.Tensor = None) -> torch.Tensor:
     """``F.linear(F.gelu(h), weight, bias)`` (exact GELU), saving only ``h``
     for backward when that matters (autograd on, fp32, no autocast).
+    Without autograd the GELU runs in place: ``h`` is overwritten, so pass
+    a temporary.
 
     Args:
         h (torch.Tensor): Pre-activation (..., in_features).
@@ -48,4 +50,6 @@ def gelu_linear(h: torch.Tensor, weight: torch.Tensor,
             and not torch.is_autocast_enabled(h.device.type)
             and h.dtype == weight.dtype):
         return _GeluLinear.apply(h, weight, bias)
+    if not (torch.is_grad_enabled() and h.requires_grad):
+        return F.linear(torch.ops.aten.gelu_(h), weight, bias)  # h is ours
     return F.linear(F.gelu(h), weight, bias)

@@ -24,6 +24,12 @@ from .norm_gate import norm_gate
 DEPLOY_TABLES_PER_BLOCK = 4
 
 
+def _no_autograd(*tensors: torch.Tensor) -> bool:
+    """True when no tensor needs autograd, so in-place ops are safe."""
+    return not (torch.is_grad_enabled()
+                and any(t.requires_grad for t in tensors))
+
+
 def drop_path(x: torch.Tensor, drop_prob: float, training: bool) -> torch.Tensor:
     """Stochastic depth per sample, scaled by the keep probability."""
     if drop_prob == 0. or not training:
@@ -189,7 +195,8 @@ class ConvMlp(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.linear(x, self.fc1.weight.flatten(1), self.fc1.bias)
-        # == fc2(act(x)); in training the GELU is recomputed in backward
+        # == fc2(act(x)); in training the GELU is recomputed in backward,
+        # without autograd it runs in place (one 4C-wide buffer fewer)
         return gelu_linear(x, self.fc2.weight.flatten(1), self.fc2.bias)
 
 
@@ -259,4 +266,7 @@ class HeatBlock(nn.Module):
             mlp = self.norm2(self.mlp(x))
         else:
             mlp = self.mlp(self.norm2(x))
-        return x + self.drop_path(self._scale(mlp, self.gamma2))
+        mlp = self.drop_path(self._scale(mlp, self.gamma2))
+        if _no_autograd(x, mlp):  # x is this block's own tensor here
+            return x.add_(mlp)
+        return x + mlp

@@ -41,7 +41,8 @@ class _NormGate(torch.autograd.Function):
 def norm_gate(u: torch.Tensor, z: torch.Tensor, norm: torch.nn.LayerNorm
               ) -> torch.Tensor:
     """``norm(u) * F.silu(z)`` over the last dim, saving only ``u`` and ``z``
-    for backward when that matters (autograd on, no autocast).
+    for backward when that matters (autograd on, no autocast). Without
+    autograd ``z`` is overwritten (pass a temporary).
 
     Args:
         u (torch.Tensor): Input of the LayerNorm (..., C).
@@ -55,4 +56,6 @@ def norm_gate(u: torch.Tensor, z: torch.Tensor, norm: torch.nn.LayerNorm
             and not torch.is_autocast_enabled(u.device.type)
             and u.dtype == z.dtype == norm.weight.dtype):
         return _NormGate.apply(u, z, norm.weight, norm.bias, norm.eps)
+    if not (torch.is_grad_enabled() and (u.requires_grad or z.requires_grad)):
+        return norm(u).mul_(F.silu(z, inplace=True))  # z is overwritten
     return norm(u) * F.silu(z)
