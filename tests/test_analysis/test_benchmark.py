@@ -50,3 +50,16 @@ def test_bad_model_spec():
 def test_run_config_rejects_bad_mode():
     with pytest.raises(ValueError, match="mode must be 'infer' or 'train'"):
         run_config('vheat-t', 'eval', 'fp32', 64, 1)
+
+
+def test_repeats_take_the_median_sweep():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'bench_tool', 'tools/analysis_tools/benchmark.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    runs = [dict(img_per_s=v, tag=v) for v in (3.0, 1.0, 2.0)]
+    merged = tool.merge_repeats(runs)
+    assert merged['tag'] == 2.0
+    assert merged['sweep_img_per_s'] == [1.0, 2.0, 3.0]
+    assert tool.merge_repeats([dict(error='x')]) == dict(error='x')

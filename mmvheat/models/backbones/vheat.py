@@ -3,7 +3,8 @@ Conduction", CVPR 2025), one class for mmpretrain, mmdetection and
 mmsegmentation."""
 import logging
 import math
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import (Dict, Iterator, List, Optional, Sequence, Tuple,
+                    Union)
 
 import torch
 import torch.nn as nn
@@ -309,7 +310,7 @@ class VHeat(BaseModule):
     # ------------------------------------------------------------------
     # freezing / modes
 
-    def blocks(self):
+    def blocks(self) -> Iterator[HeatBlock]:
         """Every :class:`HeatBlock`, stage by stage."""
         for i, stage in enumerate(self.layers):
             yield from stage[:self.depths[i]]
