@@ -22,6 +22,7 @@ each new (shape, device, dtype) and keeps the faster.
 import torch
 import torch.nn.functional as F
 
+from .autograd import needs_autograd
 from .heat import _transform, dct_matrix
 
 FILTER_IMPLS = ('reference', 'matmul', 'fft')
@@ -53,7 +54,7 @@ def matmul_filter(u: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     dct_w = dct_matrix(w, u.device, u.dtype)
     x = _transform(u, dct_h, dct_w)
     factors = factors.to(u.dtype)
-    if torch.is_grad_enabled() and (x.requires_grad or factors.requires_grad):
+    if needs_autograd(x, factors):
         x = x * factors
     else:
         x.mul_(factors)  # x is a fresh product

@@ -8,6 +8,8 @@ of them: about a fifth of a vHeat block's activation memory in training.
 import torch
 import torch.nn.functional as F
 
+from mmvheat.ops import needs_autograd
+
 
 class _GeluLinear(torch.autograd.Function):
 
@@ -46,10 +48,9 @@ def gelu_linear(h: torch.Tensor, weight: torch.Tensor,
     Returns:
         torch.Tensor: (..., out_features).
     """
-    if (torch.is_grad_enabled() and h.requires_grad
-            and not torch.is_autocast_enabled(h.device.type)
+    if not needs_autograd(h):
+        return F.linear(torch.ops.aten.gelu_(h), weight, bias)  # h is ours
+    if (not torch.is_autocast_enabled(h.device.type)
             and h.dtype == weight.dtype):
         return _GeluLinear.apply(h, weight, bias)
-    if not (torch.is_grad_enabled() and h.requires_grad):
-        return F.linear(torch.ops.aten.gelu_(h), weight, bias)  # h is ours
     return F.linear(F.gelu(h), weight, bias)

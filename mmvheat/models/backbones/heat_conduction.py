@@ -13,7 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmvheat.ops import heat_decay, heat_filter, resize_freq_embed
+from mmvheat.ops import (heat_decay, heat_filter, needs_autograd,
+                         resize_freq_embed)
 
 from . import reference_layout
 from .gelu_linear import gelu_linear
@@ -22,12 +23,6 @@ from .norm_gate import norm_gate
 # How many input sizes one operator keeps deploy tables for (LRU). Detection
 # sees many image sizes; each table is H*W*C floats.
 DEPLOY_TABLES_PER_BLOCK = 4
-
-
-def _no_autograd(*tensors: torch.Tensor) -> bool:
-    """True when no tensor needs autograd, so in-place ops are safe."""
-    return not (torch.is_grad_enabled()
-                and any(t.requires_grad for t in tensors))
 
 
 def drop_path(x: torch.Tensor, drop_prob: float, training: bool) -> torch.Tensor:
@@ -267,6 +262,6 @@ class HeatBlock(nn.Module):
         else:
             mlp = self.mlp(self.norm2(x))
         mlp = self.drop_path(self._scale(mlp, self.gamma2))
-        if _no_autograd(x, mlp):  # x is this block's own tensor here
+        if not needs_autograd(x, mlp):  # x is this block's own tensor
             return x.add_(mlp)
         return x + mlp

@@ -5,10 +5,10 @@ Plain autograd keeps four tensors of the block's width (``u``, its norm,
 ``z`` and ``silu(z)``); recomputing the two cheap elementwise results in the
 backward pass keeps two.
 """
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
+
+from mmvheat.ops import needs_autograd
 
 
 class _NormGate(torch.autograd.Function):
@@ -52,10 +52,9 @@ def norm_gate(u: torch.Tensor, z: torch.Tensor, norm: torch.nn.LayerNorm
     Returns:
         torch.Tensor: (..., C).
     """
-    if (torch.is_grad_enabled() and (u.requires_grad or z.requires_grad)
-            and not torch.is_autocast_enabled(u.device.type)
+    if not needs_autograd(u, z):
+        return norm(u).mul_(F.silu(z, inplace=True))  # z is overwritten
+    if (not torch.is_autocast_enabled(u.device.type)
             and u.dtype == z.dtype == norm.weight.dtype):
         return _NormGate.apply(u, z, norm.weight, norm.bias, norm.eps)
-    if not (torch.is_grad_enabled() and (u.requires_grad or z.requires_grad)):
-        return norm(u).mul_(F.silu(z, inplace=True))  # z is overwritten
     return norm(u) * F.silu(z)
