@@ -135,6 +135,7 @@ def add_ratios(results: list) -> None:
 
 
 def format_table(results: list) -> str:
+    from mmvheat.utils.table import markdown_table
     head = ['model', 'mode', 'dtype', 'res', 'batch', 'img/s', 'latency ms',
             'spread', 'peak MB', 'step MB', 'x ref', 'mem x ref']
     rows = []
@@ -150,12 +151,7 @@ def format_table(results: list) -> str:
                     f"{r['x_ref']:.2f}" if 'x_ref' in r else '-',
                     f"{r['mem_x_ref']:.2f}" if 'mem_x_ref' in r else '-']
         rows.append(row)
-    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
-    lines = ['| ' + ' | '.join(h.ljust(w) for h, w in zip(head, widths)) +
-             ' |', '|' + '|'.join('-' * (w + 2) for w in widths) + '|']
-    lines += ['| ' + ' | '.join(c.ljust(w) for c, w in zip(row, widths)) +
-              ' |' for row in rows]
-    return '\n'.join(lines)
+    return markdown_table(head, rows)
 
 
 def plot(results: list, path: str) -> None:

@@ -79,14 +79,10 @@ def row(name, size, form, result, paper=(None, None)) -> list:
 
 
 def print_table(rows: list) -> None:
+    from mmvheat.utils.table import markdown_table
     head = ['model', 'input', 'form', 'params (M)', 'FLOPs (G)', 'paper M',
             'diff', 'paper G', 'diff', 'note']
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
-    print('| ' + ' | '.join(h.ljust(w) for h, w in zip(head, widths)) + ' |')
-    print('|' + '|'.join('-' * (w + 2) for w in widths) + '|')
-    for r in rows:
-        print('| ' + ' | '.join(str(c).ljust(w) for c, w in zip(r, widths)) +
-              ' |')
+    print(markdown_table(head, rows))
 
 
 def main(argv=None):

@@ -12,12 +12,12 @@ import torch.utils.checkpoint as cp
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
-from mmvheat.ops import resize_freq_embed
+from mmvheat.ops import FILTER_IMPLS, resize_freq_embed
 from mmvheat.registry import MODELS
 from . import reference_layout
 from .heat_conduction import HeatBlock
 
-HCO_IMPLS = ('auto', 'matmul', 'fft', 'reference')
+HCO_IMPLS = ('auto', ) + FILTER_IMPLS
 
 
 def fve_grid_for(img_size: Union[int, Sequence[int]],
