@@ -30,7 +30,8 @@ import torch
 from mmengine.logging import print_log
 
 from mmvheat.compat import UnsafeCheckpointError, safe_torch_load
-from mmvheat.ops import resize_freq_embed
+from mmvheat.ops import fve_grid_for, resize_freq_embed
+from mmvheat.version import __version__
 
 __all__ = [
     'CheckpointError', 'read_checkpoint', 'extract_weights',
@@ -339,9 +340,6 @@ def convert_checkpoint(src: str,
     """
     import hashlib
     import os
-
-    from mmvheat.models.backbones.vheat import fve_grid_for
-    from mmvheat.version import __version__
 
     ckpt = read_checkpoint(src)
     weights, fmt = extract_weights(ckpt, use_ema, source=str(src))

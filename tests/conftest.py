@@ -4,6 +4,8 @@ import sys
 import pytest
 import torch
 
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 # tests/ holds helpers (the reference oracle) imported by the tests.
 sys.path.insert(0, os.path.dirname(__file__))
 

@@ -11,7 +11,8 @@ import os.path as osp
 import shutil
 import time
 
-from mmvheat.demo_data import make_ade20k, make_coco, make_imagenet
+from mmvheat.analysis.demo_data import (make_ade20k, make_coco,
+                                        make_imagenet)
 
 # task -> (folder under --root, generator, image size, default counts)
 TASKS = {

@@ -1,15 +1,17 @@
 """Plain-torch building blocks of the Heat Conduction Operator."""
 from .autograd import needs_autograd
 from .autotune import autotune_choices, clear_autotune
-from .filters import (FILTER_IMPLS, fft_filter, heat_filter, matmul_filter,
+from .dispatch import DEFAULT_IMPL, HEAT_FILTER_IMPLS, heat_filter
+from .filters import (FILTER_IMPLS, fft_filter, matmul_filter,
                       reference_filter)
-from .heat import (clear_cache, dct2d, dct_matrix, decay_map, heat_decay,
-                   idct2d, resize_freq_embed)
+from .fve import fve_grid_for, resize_freq_embed
+from .heat import (dct2d, dct_bases, dct_matrix, decay_map, heat_decay,
+                   idct2d, separable_transform)
 
 __all__ = [
-    'FILTER_IMPLS', 'autotune_choices', 'clear_autotune', 'clear_cache',
-    'dct2d', 'dct_matrix', 'decay_map', 'fft_filter', 'heat_decay',
-    'heat_filter', 'idct2d', 'matmul_filter', 'needs_autograd',
-    'reference_filter',
-    'resize_freq_embed'
+    'DEFAULT_IMPL', 'FILTER_IMPLS', 'HEAT_FILTER_IMPLS', 'autotune_choices',
+    'clear_autotune', 'dct2d', 'dct_bases', 'dct_matrix', 'decay_map',
+    'fft_filter', 'fve_grid_for', 'heat_decay', 'heat_filter', 'idct2d',
+    'matmul_filter', 'needs_autograd', 'reference_filter',
+    'resize_freq_embed', 'separable_transform'
 ]

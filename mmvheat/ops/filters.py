@@ -1,31 +1,40 @@
 """Implementations of the heat-conduction filter ``IDCT(factors * DCT(u))``.
 
-All take a channels-last ``u`` of shape (B, H, W, C) and damping factors
-(H, W, C) and return (B, H, W, C); they agree to float rounding.
+All take a channels-last ``u`` of shape (B, H, W, C) (a channel slice of a
+wider tensor is fine), damping factors (H, W, C) and optionally the DCT bases
+``(D_H, D_W)`` of the map (built here when not given), and return a new
+(B, H, W, C) tensor; they agree to float rounding.
 
 * ``'reference'`` - the authors' arithmetic: each 1-D transform is an
   ``F.conv1d`` whose kernel is the (N, N) basis viewed as (N, N, 1), applied
   to a (B, H, W*C) view (along H) and then a (B*H, W, C) view (along W),
   with ``.contiguous()`` copies in between, and the damping as an einsum.
 * ``'matmul'`` - the same dense products as batched matrix multiplications
-  on views, without copies.
+  on views (see :func:`~mmvheat.ops.heat.separable_transform`).
 * ``'fft'`` - DCT-II filtering as a real FFT of the even (mirror) extension:
   ``IDCT(d * DCT(x))`` is the top-left (H, W) corner of
   ``irfft2(D * rfft2(mirror(x)))`` where ``D`` repeats ``d`` symmetrically,
   ``O(HW log HW)`` instead of ``O(HW (H + W))``. Computed in float32 (or
   float64) even for half-precision inputs (FFTs in fp16/bf16 are missing or
-  restricted to powers of two), then cast back: a local fallback only.
-
-``'auto'`` (see :mod:`mmvheat.ops.autotune`) times ``matmul`` and ``fft`` for
-each new (shape, device, dtype) and keeps the faster.
+  restricted to powers of two), then cast back.
 """
+from typing import Optional, Tuple
+
 import torch
 import torch.nn.functional as F
 
 from .autograd import needs_autograd
-from .heat import _transform, dct_matrix
+from .heat import dct_bases, separable_transform
 
 FILTER_IMPLS = ('reference', 'matmul', 'fft')
+Bases = Optional[Tuple[torch.Tensor, torch.Tensor]]
+
+
+def _bases_for(u: torch.Tensor, bases: Bases) -> Tuple[torch.Tensor, ...]:
+    """``bases`` in ``u``'s dtype, or the bases of ``u``'s (H, W) map."""
+    if bases is None:
+        return dct_bases(u.shape[1], u.shape[2], u.device, u.dtype)
+    return tuple(b.to(u.dtype) for b in bases)
 
 
 def _conv1d_transform(x: torch.Tensor, basis_h: torch.Tensor,
@@ -37,28 +46,26 @@ def _conv1d_transform(x: torch.Tensor, basis_h: torch.Tensor,
     return x.contiguous().view(b, h, w, -1)
 
 
-def reference_filter(u: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+def reference_filter(u: torch.Tensor, factors: torch.Tensor,
+                     bases: Bases = None) -> torch.Tensor:
     """The heat filter computed as the authors' released code does."""
-    _, h, w, _ = u.shape
-    dct_h = dct_matrix(h, u.device, u.dtype)
-    dct_w = dct_matrix(w, u.device, u.dtype)
+    dct_h, dct_w = _bases_for(u, bases)
     x = _conv1d_transform(u, dct_h, dct_w)
     x = torch.einsum('bnmc,nmc->bnmc', x, factors.to(x.dtype))
     return _conv1d_transform(x, dct_h.t().contiguous(), dct_w.t().contiguous())
 
 
-def matmul_filter(u: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+def matmul_filter(u: torch.Tensor, factors: torch.Tensor,
+                  bases: Bases = None) -> torch.Tensor:
     """The heat filter as four dense matrix products on views."""
-    _, h, w, _ = u.shape
-    dct_h = dct_matrix(h, u.device, u.dtype)
-    dct_w = dct_matrix(w, u.device, u.dtype)
-    x = _transform(u, dct_h, dct_w)
-    factors = factors.to(u.dtype)
+    dct_h, dct_w = _bases_for(u, bases)
+    x = separable_transform(u, dct_h, dct_w)
+    factors = factors.to(x.dtype)
     if needs_autograd(x, factors):
         x = x * factors
     else:
         x.mul_(factors)  # x is a fresh product
-    return _transform(x, dct_h.t(), dct_w.t())
+    return separable_transform(x, dct_h.t(), dct_w.t())
 
 
 def _mirror_index(n: int, length: int, device) -> torch.Tensor:
@@ -70,8 +77,10 @@ def _mirror_index(n: int, length: int, device) -> torch.Tensor:
     return torch.where(k == n, torch.zeros_like(k), folded)
 
 
-def fft_filter(u: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
-    """The heat filter through a real 2-D FFT of the mirror extension."""
+def fft_filter(u: torch.Tensor, factors: torch.Tensor,
+               bases: Bases = None) -> torch.Tensor:
+    """The heat filter through a real 2-D FFT of the mirror extension
+    (``bases`` is accepted for a common signature and not needed)."""
     b, h, w, c = u.shape
     work = torch.float64 if u.dtype == torch.float64 else torch.float32
     with torch.autocast(u.device.type, enabled=False):
@@ -86,30 +95,8 @@ def fft_filter(u: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
         return y[:, :h, :w].to(u.dtype)
 
 
-def heat_filter(u: torch.Tensor,
-                factors: torch.Tensor,
-                impl: str = 'auto') -> torch.Tensor:
-    """The HCO's linear heat-conduction step: DCT, damp, IDCT.
-
-    Args:
-        u (torch.Tensor): Channels-last input (B, H, W, C).
-        factors (torch.Tensor): Damping per frequency and channel (H, W, C),
-            e.g. :func:`~mmvheat.ops.heat_decay` of the conductivity.
-        impl (str): 'reference', 'matmul', 'fft' or 'auto' (the faster of
-            matmul and fft, measured per shape, device and dtype).
-            Defaults to 'auto'.
-
-    Returns:
-        torch.Tensor: Filtered (B, H, W, C), in ``u``'s dtype.
-    """
-    if impl == 'auto':
-        from .autotune import choose_filter
-        impl = choose_filter(u)
-    if impl == 'matmul':
-        return matmul_filter(u, factors)
-    if impl == 'fft':
-        return fft_filter(u, factors)
-    if impl == 'reference':
-        return reference_filter(u, factors)
-    raise ValueError(f'unknown heat filter impl {impl!r}; choose one of '
-                     f"{FILTER_IMPLS + ('auto', )}")
+FILTERS = {
+    'reference': reference_filter,
+    'matmul': matmul_filter,
+    'fft': fft_filter
+}

@@ -4,14 +4,19 @@ import json
 import subprocess
 import sys
 
+import os
+
 import pytest
 
-from mmvheat.benchmark import parse_spec, run_config
+from conftest import REPO_ROOT
+from mmvheat.analysis.benchmark import parse_spec, run_config
+
+BENCH = os.path.join(REPO_ROOT, 'tools', 'analysis_tools', 'benchmark.py')
 
 
 def test_cli_end_to_end(tmp_path):
     out = subprocess.run(
-        [sys.executable, 'tools/analysis_tools/benchmark.py', '--models',
+        [sys.executable, BENCH, '--models',
          'vheat-t:reference', 'vheat-t:matmul', 'swin-t', '--modes',
          'infer', 'train', '--resolutions', '64', '--batch-sizes', '1',
          '--warmup', '0', '--runs', '2', '--threads', '1', '--out-dir',
@@ -37,7 +42,7 @@ def test_cli_end_to_end(tmp_path):
 
 def test_bad_model_spec():
     out = subprocess.run(
-        [sys.executable, 'tools/analysis_tools/benchmark.py', '--models',
+        [sys.executable, BENCH, '--models',
          'vheat-x'], capture_output=True, text=True)
     assert out.returncode == 2
     assert "unknown model 'vheat-x'" in out.stderr
@@ -55,7 +60,7 @@ def test_run_config_rejects_bad_mode():
 def test_repeats_take_the_median_sweep():
     import importlib.util
     spec = importlib.util.spec_from_file_location(
-        'bench_tool', 'tools/analysis_tools/benchmark.py')
+        'bench_tool', BENCH)
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     runs = [dict(img_per_s=v, tag=v) for v in (3.0, 1.0, 2.0)]
@@ -63,3 +68,39 @@ def test_repeats_take_the_median_sweep():
     assert merged['tag'] == 2.0
     assert merged['sweep_img_per_s'] == [1.0, 2.0, 3.0]
     assert tool.merge_repeats([dict(error='x')]) == dict(error='x')
+
+
+def _load_tool():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('bench_tool', BENCH)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def test_compile_and_against_rows_and_ratios(tmp_path):
+    tool = _load_tool()
+    args = tool.parse_args(['--models', 'vheat-t:reference', 'vheat-t',
+                            'swin-t', '--compile', 'both', '--against',
+                            str(tmp_path)])
+    names = [v[0] for v in tool.variants(args)]
+    assert names == [
+        'vheat-t:reference', 'vheat-t:reference+compile',
+        'vheat-t:reference@against', 'vheat-t:reference@against+compile',
+        'vheat-t', 'vheat-t+compile', 'vheat-t@against',
+        'vheat-t@against+compile', 'swin-t', 'swin-t+compile']
+    assert {v[3] for v in tool.variants(args)} == {tool.ROOT, str(tmp_path)}
+    common = dict(mode='infer', dtype='fp32', resolution=64, batch=1)
+    common.update(median_s=1.0, spread=0.0, peak_mem_mb=500.)
+    results = [dict(model=m, img_per_s=v, step_mem_mb=mem, **common)
+               for m, v, mem in [('vheat-t:reference', 1.0, 100.),
+                                 ('vheat-t', 3.0, 50.),
+                                 ('vheat-t@against', 2.0, 80.),
+                                 ('vheat-t+compile', 4.0, 40.)]]
+    tool.add_ratios(results)
+    ours = results[1]
+    assert ours['x_ref'] == 3.0 and ours['mem_x_ref'] == 0.5
+    assert ours['x_prev'] == 1.5 and ours['mem_x_prev'] == 50. / 80.
+    assert 'x_prev' not in results[2] and 'x_prev' not in results[3]
+    table = tool.format_table(results)
+    assert '| 1.500 ' in table and 'x prev' in table

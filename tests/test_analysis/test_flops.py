@@ -5,7 +5,8 @@ import sys
 import pytest
 import torch
 
-from mmvheat.flops import backbone_flops, flop_analyzer
+from conftest import REPO_ROOT
+from mmvheat.analysis.flops import backbone_flops, flop_analyzer
 
 # (deploy, train) GFLOPs at 224: the paper's and mmengine's count of the
 # authors' training-form model.
@@ -47,10 +48,17 @@ def test_broadcast_matmul_handle(a, b, expect):
     assert analyzer.total() == expect
 
 
-def test_cli_prints_table():
+def test_cli_prints_table_with_the_papers_figures():
+    """The paper column holds the paper's 29M / 4.6G for both forms (not
+    the count of the authors' code)."""
     out = subprocess.run(
         [sys.executable, 'tools/analysis_tools/get_flops.py', '--archs',
-         'tiny', '--forms', 'deploy'], capture_output=True, text=True,
-        check=True).stdout
-    assert '| vHeat-T (ImageNet) | 224x224 | deploy | 30.85' in out
-    assert '| 4.6 ' in out and 'dense products it replaces' in out
+         'tiny', '--forms', 'deploy', 'train'], capture_output=True,
+        text=True, check=True, cwd=REPO_ROOT).stdout
+    rows = [line for line in out.splitlines() if 'vHeat-T' in line]
+    assert len(rows) == 2
+    for row, form in zip(rows, ('deploy', 'train')):
+        cells = [c.strip() for c in row.strip('|').split('|')]
+        assert cells[:3] == ['vHeat-T (ImageNet)', '224x224', form]
+        assert cells[3] == '30.85' and cells[5] == '29' and cells[7] == '4.6'
+    assert 'dense products it replaces' in out

@@ -249,20 +249,21 @@ def test_deploy_equals_training_form_any_size():
             for a, b in zip(model(x), exp):
                 assert rel_err(a, b) <= 1e-6
     op = model.layers[0][0].op
-    assert len(op._deploy_tables) == 2  # one per input size seen
+    assert op.decay_table.shape == (16, 16, 16)  # the FVE's grid only
     assert not any('table' in k for k in model.state_dict())
 
 
-def test_deploy_tables_never_stale():
+def test_deploy_tables_follow_in_place_edits_on_refresh():
     model = VHeat(SMALL, out_indices=(3, ), img_size=64).eval()
     model.switch_to_deploy()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         before = model(x)[0]
-        # a changed FVE / to_k (in place, as load_state_dict and optimizers
-        # do) must rebuild the tables
+        # a changed FVE / to_k, in place and in eval mode, is not seen until
+        # the documented refresh (or the next eval())
         model.freq_embed[1].add_(1.0)
         model.layers[2][0].op.to_k[0].bias.add_(0.5)
+        model.refresh_decay_tables()
         after = model(x)[0]
     fresh = VHeat(SMALL, out_indices=(3, ), img_size=64).eval()
     fresh.load_state_dict(model.state_dict())
@@ -287,7 +288,9 @@ def test_training_after_deploy_uses_training_form():
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         deployed = model(x)[0]
-        model.deploy = False
+        model.reuse_decay_tables = False
+        model.refresh_decay_tables()
+        assert model.layers[2][0].op.decay_table.numel() == 0
         plain = model(x)[0]
     assert rel_err(deployed, plain) <= 1e-6
 

@@ -71,36 +71,73 @@ def test_half_precision_inputs(impl, dtype, tol):
     assert rel_err(out.float(), ref) < tol
 
 
-def test_auto_measures_once_per_key_and_picks_a_candidate(monkeypatch):
+def test_auto_calibrates_once_per_device_dtype_and_keys_without_batch(
+        monkeypatch):
     clear_autotune()
     calls = []
-    real = autotune.measure
 
-    def counting(*args, **kwargs):
-        calls.append(args[0])
-        return real(*args, **kwargs)
+    def fake(shape, device, dtype, repeats=3):
+        calls.append((shape, dtype))
+        return dict(matmul=1.0, fft=2.0)
 
-    monkeypatch.setattr(autotune, 'measure', counting)
+    monkeypatch.setattr(autotune, 'measure', fake)
     u, k = inputs(9, 8)
-    for _ in range(3):
-        heat_filter(u, heat_decay(k), impl='auto')
+    for batch in (1, 2, 5):  # the batch size is not part of the key
+        heat_filter(u[:1].expand(batch, -1, -1, -1), heat_decay(k),
+                    impl='auto')
+    heat_filter(inputs(12, 12)[0], heat_decay(inputs(12, 12)[1]),
+                impl='auto')
     heat_filter(u.to(torch.bfloat16), heat_decay(k), impl='auto')
-    assert calls == [(1, 9, 8, 6), (1, 9, 8, 6)]  # one sample of each
-    choices = autotune_choices()
-    assert len(choices) == 2
-    assert set(choices.values()) <= {'matmul', 'fft'}
+    sides = autotune.REFERENCE_SIDES
+    # one calibration (one sample per reference size) per dtype
+    assert calls == [((1, s, s, autotune.CALIBRATION_CHANNELS), dt)
+                     for dt in (torch.float32, torch.bfloat16) for s in sides]
+    assert set(autotune_choices()) == {
+        (9, 8, 6, u.device, torch.float32, False),
+        (12, 12, 6, u.device, torch.float32, False),
+        (9, 8, 6, u.device, torch.bfloat16, False)}
+    assert set(autotune_choices().values()) == {'matmul'}
 
 
-def test_auto_follows_the_faster_measurement(monkeypatch):
+def test_auto_choice_follows_the_calibration_by_size(monkeypatch):
+    """fft where the measured ratio fft/matmul is below 1 (interpolated in
+    log side), matmul elsewhere."""
     clear_autotune()
-    monkeypatch.setattr(autotune, 'measure',
-                        lambda *a, **k: dict(matmul=2.0, fft=1.0))
-    u, k = inputs(5, 4)
-    assert autotune.choose_filter(u) == 'fft'
+    ratios = {32: 3.0, 64: 1.5, 128: 0.9, 256: 0.5}
+    monkeypatch.setattr(
+        autotune, 'measure', lambda shape, *a, **k: dict(
+            matmul=1.0, fft=ratios[shape[1]]))
+    choose = autotune.choose_filter
+    assert choose(torch.zeros(1, 16, 16, 4)) == 'matmul'  # below the range
+    assert choose(torch.zeros(1, 64, 64, 4)) == 'matmul'
+    assert choose(torch.zeros(1, 128, 128, 4)) == 'fft'
+    assert choose(torch.zeros(1, 120, 130, 4)) == 'fft'  # ratio ~0.93
+    assert choose(torch.zeros(1, 80, 80, 4)) == 'matmul'  # ratio ~1.3
+    assert choose(torch.zeros(1, 512, 512, 4)) == 'fft'  # beyond the range
     clear_autotune()
     monkeypatch.setenv('MMVHEAT_HCO_AUTOTUNE', '0')
-    assert autotune.choose_filter(u) == 'matmul'
+    assert choose(torch.zeros(1, 256, 256, 4)) == 'matmul'
     assert autotune_choices() == {}
+
+
+def test_auto_table_is_bounded(monkeypatch):
+    clear_autotune()
+    monkeypatch.setattr(autotune, 'measure',
+                        lambda *a, **k: dict(matmul=1.0, fft=2.0))
+    monkeypatch.setattr(autotune, 'MAX_CHOICES', 3)
+    for side in range(1, 8):
+        autotune.choose_filter(torch.zeros(1, side, 3, 2))
+    assert [key[0] for key in autotune_choices()] == [5, 6, 7]
+
+
+def test_default_impl_is_fixed_matmul():
+    """The default filter never measures anything."""
+    clear_autotune()
+    u, k = inputs(9, 8)
+    out = heat_filter(u, heat_decay(k))
+    torch.testing.assert_close(
+        out, heat_filter(u, heat_decay(k), impl='matmul'), rtol=0, atol=0)
+    assert autotune_choices() == {} and autotune._calibrations == {}
 
 
 def test_unknown_impl():
@@ -116,5 +153,39 @@ def test_auto_leaves_the_global_rng_alone():
     u, k = inputs(10, 7)
     state = torch.get_rng_state()
     heat_filter(u, heat_decay(k), impl='auto')
-    assert len(autotune_choices()) == 1
+    assert len(autotune_choices()) == 1 and autotune._calibrations
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def _auto_on_rank(rank: int, init_file: str, out_dir: str) -> None:
+    """One gloo rank: a calibration that, measured alone, would pick fft on
+    rank 0 and matmul on rank 1."""
+    import json
+    import os
+
+    import torch.distributed as dist
+    dist.init_process_group('gloo', init_method=f'file://{init_file}',
+                            rank=rank, world_size=2)
+    ratio = 0.5 if rank == 0 else 2.0
+    autotune.measure = lambda *a, **k: dict(matmul=1.0, fft=ratio)
+    choices = [autotune.choose_filter(torch.zeros(1, s, s + 3, 4))
+               for s in (20, 100, 300)]
+    with open(os.path.join(out_dir, f'rank{rank}.json'), 'w') as f:
+        json.dump(dict(choices=choices,
+                       ratios=autotune._calibrations[
+                           (torch.device('cpu'), torch.float32, False)]), f)
+    dist.destroy_process_group()
+
+
+def test_auto_same_choice_on_every_rank(tmp_path):
+    import json
+
+    import torch.multiprocessing as mp
+    mp.spawn(_auto_on_rank, args=(str(tmp_path / 'init'), str(tmp_path)),
+             nprocs=2, join=True)
+    results = [json.loads((tmp_path / f'rank{r}.json').read_text())
+               for r in range(2)]
+    assert results[0] == results[1]
+    # the times were averaged: fft (0.5 + 2.0) / 2 = 1.25 x matmul
+    assert results[0]['ratios'] == [1.25] * len(autotune.REFERENCE_SIDES)
+    assert results[0]['choices'] == ['matmul'] * 3

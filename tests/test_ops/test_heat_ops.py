@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmvheat.ops import (clear_cache, dct2d, dct_matrix, decay_map, heat_decay,
-                         heat_filter, idct2d, resize_freq_embed)
+from mmvheat.ops import (dct2d, dct_matrix, decay_map, heat_decay, heat_filter,
+                         idct2d, resize_freq_embed, separable_transform)
 
 
 def dct_formula(n):
@@ -50,19 +50,31 @@ def test_decay_map_values():
     assert (d[1:, :] < 1).all() and (d[:, 1:] < 1).all()
 
 
-def test_tables_cached_per_key_and_usable_for_autograd():
-    clear_cache()
+def test_tables_computed_in_graph_and_usable_for_autograd():
+    """No cache: each call builds a fresh table (traceable), and a table
+    made under inference mode does not block training afterwards."""
     with torch.inference_mode():
         a = dct_matrix(8)
-    assert dct_matrix(8) is a
+    assert dct_matrix(8) is not a
+    torch.testing.assert_close(dct_matrix(8), a.clone(), rtol=0, atol=0)
     assert dct_matrix(8, dtype=torch.float64).dtype == torch.float64
-    assert dct_matrix(8, dtype=torch.float64) is not a
-    assert decay_map(3, 5) is decay_map(3, 5)
-    assert decay_map(3, 5) is not decay_map(5, 3)
-    # made under inference mode, yet usable in training afterwards
+    assert decay_map(3, 5).shape == (3, 5) and decay_map(5, 3).shape == (5, 3)
     u = torch.randn(1, 8, 8, 2, requires_grad=True)
     idct2d(dct2d(u)).sum().backward()
-    assert u.grad is not None and not a.requires_grad
+    assert u.grad is not None
+
+
+def test_transform_reads_a_channel_slice_in_place():
+    """The HCO's ``u`` is half of its linear output: the transform takes it
+    as a strided view and gives the same result as on a contiguous copy."""
+    wide = torch.randn(2, 6, 9, 10)
+    u = wide[..., :5]
+    assert not u.is_contiguous()
+    basis_h, basis_w = dct_matrix(6), dct_matrix(9)
+    torch.testing.assert_close(
+        separable_transform(u, basis_h, basis_w),
+        separable_transform(u.contiguous(), basis_h, basis_w),
+        rtol=1e-6, atol=1e-6)
 
 
 def test_bad_sizes_raise():

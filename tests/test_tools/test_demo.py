@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from mmvheat.demo_data import make_ade20k, make_coco, make_imagenet
+from mmvheat.analysis.demo_data import (make_ade20k, make_coco,
+                                        make_imagenet)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CLS_CFG = 'configs/demo/vheat-demo_4xb16_shapes-cls.py'

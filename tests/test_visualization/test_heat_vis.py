@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mmvheat.models import VHeat
-from mmvheat.visualization import (
+from mmvheat.analysis.visualization import (
     area_ratio, block_impulse_response, channel_norm, conductivity,
     default_block_ids, effective_receptive_field, grid_points, heat_kernel,
     image_to_tensor, load_image, parse_block_ids, pca_rgb, reduce_channels,

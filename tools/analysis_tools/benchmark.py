@@ -5,7 +5,8 @@
         [--modes infer train] [--dtypes fp32 bf16] \
         [--resolutions 224 384 512 768 1024] [--batch-sizes auto | 8 ...] \
         [--device cpu|cuda] [--warmup 2] [--runs 5] [--no-deploy] \
-        [--compile] [--threads N] [--repeat 1] [--out-dir work_dirs/benchmark]
+        [--compile {off,on,both}] [--against DIR] [--threads N] \
+        [--repeat 1] [--out-dir work_dirs/benchmark]
 
 Every configuration (model x mode x dtype x resolution x batch) runs in a
 fresh subprocess, so each peak-memory figure is its own. vHeat models are
@@ -16,6 +17,13 @@ implementation (``reference`` is the authors' layout, the baseline of the
 (max - min) / median over the timed runs, peak and per-step memory), writes
 ``results.json``, ``results.csv`` and ``benchmark.png`` (throughput and
 memory against resolution) into ``--out-dir``.
+
+``--compile both`` adds a ``torch.compile`` row (model name suffixed
+``+compile``) beside each eager one. ``--against DIR`` adds, for every vHeat
+spec, a row from another checkout of this repository (e.g. a
+``git worktree`` of an earlier commit; name suffixed ``@against``), run by
+that checkout's own code in the same sweep, so old and new implementations
+are compared in one interleaved run.
 """
 import argparse
 import csv
@@ -26,7 +34,8 @@ import subprocess
 import sys
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DEFAULT_MODELS = ['vheat-t:reference', 'vheat-t:auto', 'swin-t', 'convnext-t']
+DEFAULT_MODELS = ['vheat-t:reference', 'vheat-t:matmul', 'swin-t',
+                  'convnext-t']
 ALL_MODELS = [f'vheat-{s}:{i}' for s in 'tsb'
               for i in ('reference', 'matmul', 'fft', 'auto')
               ] + [f'{f}-{s}' for f in ('swin', 'convnext') for s in 'tsb']
@@ -53,8 +62,13 @@ def parse_args(argv=None):
     parser.add_argument('--runs', type=int, default=5)
     parser.add_argument('--no-deploy', action='store_true',
                         help='run vHeat inference in the training form')
-    parser.add_argument('--compile', action='store_true',
-                        help='torch.compile every model')
+    parser.add_argument('--compile', default='off',
+                        choices=['off', 'on', 'both'],
+                        help="torch.compile every model ('on'), or add a "
+                        "compiled row beside each eager one ('both')")
+    parser.add_argument('--against', metavar='DIR',
+                        help='another checkout of mmvheat whose vHeat rows '
+                        'run beside ours (previous-implementation baseline)')
     parser.add_argument('--threads', type=int, default=None,
                         help='torch CPU threads (default: torch decides)')
     parser.add_argument('--out-dir', default='work_dirs/benchmark')
@@ -69,7 +83,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.models == ['all']:
         args.models = ALL_MODELS
-    from mmvheat.benchmark import parse_spec
+    from mmvheat.analysis.benchmark import parse_spec
     for spec in args.models:
         try:
             parse_spec(spec)
@@ -93,7 +107,7 @@ def run_worker(spec: str) -> None:
     """Child process: run one configuration, print its JSON result."""
     import torch
 
-    from mmvheat.benchmark import run_config
+    from mmvheat.analysis.benchmark import run_config
     cfg = json.loads(spec)
     threads = cfg.pop('threads')
     if threads:
@@ -101,10 +115,12 @@ def run_worker(spec: str) -> None:
     print('RESULT ' + json.dumps(run_config(**cfg)), flush=True)
 
 
-def run_child(cfg: dict, timeout: int) -> dict:
+def run_child(cfg: dict, timeout: int, root: str = ROOT) -> dict:
+    """Run one configuration in a fresh process with the code of ``root``."""
     env = dict(os.environ)
-    env['PYTHONPATH'] = ROOT + os.pathsep + env.get('PYTHONPATH', '')
-    cmd = [sys.executable, osp.abspath(__file__), '--worker', json.dumps(cfg)]
+    env['PYTHONPATH'] = root + os.pathsep + env.get('PYTHONPATH', '')
+    tool = osp.join(root, 'tools', 'analysis_tools', 'benchmark.py')
+    cmd = [sys.executable, tool, '--worker', json.dumps(cfg)]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, env=env,
                              timeout=timeout)
@@ -132,24 +148,38 @@ def add_ratios(results: list) -> None:
             continue
         r['x_ref'] = r['img_per_s'] / base['img_per_s']
         r['mem_x_ref'] = r['step_mem_mb'] / max(base['step_mem_mb'], 1e-9)
+    # x_prev: over the same spec's row from the --against checkout
+    prev = {(r['model'].replace('@against', ''), r['mode'], r['dtype'],
+             r['resolution'], r['batch']): r
+            for r in results if '@against' in r['model'] and 'error' not in r}
+    for r in results:
+        base = prev.get((r['model'], r['mode'], r['dtype'], r['resolution'],
+                         r['batch']))
+        if base is None or 'error' in r or '@against' in r['model']:
+            continue
+        r['x_prev'] = r['img_per_s'] / base['img_per_s']
+        r['mem_x_prev'] = r['step_mem_mb'] / max(base['step_mem_mb'], 1e-9)
 
 
 def format_table(results: list) -> str:
     from mmvheat.utils.table import markdown_table
     head = ['model', 'mode', 'dtype', 'res', 'batch', 'img/s', 'latency ms',
-            'spread', 'peak MB', 'step MB', 'x ref', 'mem x ref']
+            'spread', 'peak MB', 'step MB', 'x ref', 'mem x ref', 'x prev',
+            'mem x prev']
     rows = []
     for r in results:
         row = [r['model'], r['mode'], r['dtype'], str(r['resolution']),
                str(r['batch'])]
         if 'error' in r:
-            row += ['error: ' + r['error'][:60]] + [''] * 6
+            row += ['error: ' + r['error'][:60]] + [''] * 8
         else:
             row += [f"{r['img_per_s']:.2f}", f"{r['median_s'] * 1e3:.1f}",
                     f"{r['spread'] * 100:.0f}%", f"{r['peak_mem_mb']:.0f}",
                     f"{r['step_mem_mb']:.0f}",
                     f"{r['x_ref']:.2f}" if 'x_ref' in r else '-',
-                    f"{r['mem_x_ref']:.2f}" if 'mem_x_ref' in r else '-']
+                    f"{r['mem_x_ref']:.2f}" if 'mem_x_ref' in r else '-',
+                    f"{r['x_prev']:.3f}" if 'x_prev' in r else '-',
+                    f"{r['mem_x_prev']:.2f}" if 'mem_x_prev' in r else '-']
         rows.append(row)
     return markdown_table(head, rows)
 
@@ -184,6 +214,21 @@ def plot(results: list, path: str) -> None:
     plt.close(fig)
 
 
+def variants(args) -> list:
+    """(row name, spec, compile, checkout root) for every model spec."""
+    compiles = {'off': [False], 'on': [True], 'both': [False, True]}
+    rows = []
+    for spec in args.models:
+        roots = [('', ROOT)]
+        if args.against and spec.startswith('vheat'):
+            roots.append(('@against', osp.abspath(args.against)))
+        for suffix, root in roots:
+            for compiled in compiles[args.compile]:
+                name = spec + suffix + ('+compile' if compiled else '')
+                rows.append((name, spec, compiled, root))
+    return rows
+
+
 def sweep(args) -> list:
     """Every configuration once, each in a fresh process."""
     results = []
@@ -191,21 +236,21 @@ def sweep(args) -> list:
         for dtype in args.dtypes:
             for res in args.resolutions:
                 for batch in batch_sizes(args, res):
-                    for spec in args.models:
+                    for name, spec, compiled, root in variants(args):
                         cfg = dict(
                             spec=spec, mode=mode, dtype=dtype,
                             resolution=res, batch=batch, device=args.device,
                             warmup=args.warmup, runs=args.runs,
-                            deploy=not args.no_deploy, compile=args.compile,
+                            deploy=not args.no_deploy, compile=compiled,
                             threads=args.threads)
-                        result = run_child(cfg, args.timeout)
-                        result = {**dict(model=spec, mode=mode, dtype=dtype,
-                                         resolution=res, batch=batch),
-                                  **result}
+                        result = run_child(cfg, args.timeout, root)
+                        result = {**result,
+                                  **dict(model=name, mode=mode, dtype=dtype,
+                                         resolution=res, batch=batch)}
                         results.append(result)
                         status = result.get('error') or (
                             f"{result['img_per_s']:.2f} img/s")
-                        print(f'[benchmark] {spec} {mode} {dtype} {res} '
+                        print(f'[benchmark] {name} {mode} {dtype} {res} '
                               f'b{batch}: {status}', flush=True)
     return results
 
@@ -236,7 +281,7 @@ def main(argv=None):
         json.dump(results, f, indent=1)
     keys = ['model', 'mode', 'dtype', 'resolution', 'batch', 'img_per_s',
             'median_s', 'spread', 'peak_mem_mb', 'step_mem_mb', 'x_ref',
-            'mem_x_ref', 'error']
+            'mem_x_ref', 'x_prev', 'mem_x_prev', 'error']
     with open(osp.join(args.out_dir, 'results.csv'), 'w', newline='') as f:
         writer = csv.DictWriter(f, keys, extrasaction='ignore')
         writer.writeheader()

@@ -180,7 +180,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, str]:
 
     from mmengine.logging import print_log
 
-    from mmvheat import visualization as vis
+    from mmvheat.analysis import visualization as vis
     from mmvheat.utils import load_config
 
     cfg = load_config(args.config, args.cfg_options)

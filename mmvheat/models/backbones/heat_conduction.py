@@ -1,28 +1,22 @@
 """The Heat Conduction Operator (HCO) and the vHeat block.
 
-Both work on channels-last tensors (B, H, W, C): LayerNorms act on the last
-dim without permute copies and the 1x1-conv MLP runs as linear layers on the
-same weights. Parameter names and shapes follow the authors' released
-checkpoints (``op.dwconv``, ``op.linear``, ``op.to_k.0``, ``mlp.fc1`` as a
-(out, in, 1, 1) conv weight, ...).
+Both work on channels-last tensors (B, H, W, C): LayerNorms and linear layers
+act on the last dim without permute copies, and the convs get (B, C, H, W)
+views of that memory. Every layer runs by calling its module. Parameter names
+and shapes follow the authors' released checkpoints (``op.dwconv``,
+``op.linear``, ``op.to_k.0``, ``mlp.fc1`` as a (out, in, 1, 1) conv weight,
+...).
 """
 from collections import OrderedDict
 from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from mmvheat.ops import (heat_decay, heat_filter, needs_autograd,
-                         resize_freq_embed)
+from mmvheat.ops import DEFAULT_IMPL, heat_decay, heat_filter, needs_autograd
 
 from . import reference_layout
-from .gelu_linear import gelu_linear
-from .norm_gate import norm_gate
-
-# How many input sizes one operator keeps deploy tables for (LRU). Detection
-# sees many image sizes; each table is H*W*C floats.
-DEPLOY_TABLES_PER_BLOCK = 4
+from .recompute import act_then, norm_gate
 
 
 def drop_path(x: torch.Tensor, drop_prob: float, training: bool) -> torch.Tensor:
@@ -62,20 +56,22 @@ class HeatConductionOperator(nn.Module):
     ``dwconv -> linear -> (u, z)``; ``u`` goes through the 2-D DCT, is damped
     per frequency and channel by ``exp(-(w_n^2 + w_m^2)) ** ReLU(to_k(FVE))``
     and comes back through the IDCT; then ``out_norm(u) * SiLU(z)`` and
-    ``out_linear``.
+    ``out_linear``. Every layer runs by calling its module, so hooks fire and
+    swapped modules (quantized, LoRA-wrapped, parametrized) are used.
 
-    In deploy mode the damping factors ("decay tables") are computed once per
-    input size and kept (see :meth:`deploy_decay`); they are rebuilt whenever
-    the FVE or ``to_k`` changes.
+    The damping factors of the FVE's own grid can be kept in the
+    non-persistent buffer ``decay_table`` (filled by the backbone, see
+    :meth:`VHeat.refresh_decay_tables`); it is empty until then.
 
     Args:
         dim (int): Number of channels C.
-        impl (str): How the DCT-damp-IDCT filter is computed: 'matmul',
-            'fft', 'reference' (the authors' ``conv1d`` form) or 'auto'
-            (see :func:`mmvheat.ops.heat_filter`). Defaults to 'auto'.
+        impl (str): How the DCT-damp-IDCT filter is computed: 'matmul'
+            (the default), 'fft', 'reference' (the authors' ``conv1d`` form)
+            or 'auto' (see :func:`mmvheat.ops.heat_filter`).
+            Defaults to 'matmul'.
     """
 
-    def __init__(self, dim: int, impl: str = 'auto') -> None:
+    def __init__(self, dim: int, impl: str = DEFAULT_IMPL) -> None:
         super().__init__()
         self.dim = dim
         self.impl = impl
@@ -85,7 +81,7 @@ class HeatConductionOperator(nn.Module):
         self.out_linear = nn.Linear(dim, dim)
         self.to_k = nn.Sequential(OrderedDict(
             [('0', nn.Linear(dim, dim)), ('1', nn.ReLU())]))
-        self._deploy_tables: 'OrderedDict[tuple, tuple]' = OrderedDict()
+        self.register_buffer('decay_table', torch.empty(0), persistent=False)
 
     def conductivity(self, freq_embed: torch.Tensor) -> torch.Tensor:
         """``k = ReLU(to_k(FVE))``: the learned exponent per frequency."""
@@ -95,54 +91,12 @@ class HeatConductionOperator(nn.Module):
         """Damping factors (H, W, C) for an FVE already on the (H, W) grid."""
         return heat_decay(self.conductivity(freq_embed))
 
-    def _table_signature(self, freq_embed: torch.Tensor) -> tuple:
-        """What a deploy table depends on: identity and version of each
-        source tensor (in-place updates bump ``_version``)."""
-        tensors = (freq_embed, self.to_k[0].weight, self.to_k[0].bias)
-        return tuple((t.data_ptr(), t._version, t.dtype) for t in tensors)
-
-    def deploy_decay(self, freq_embed: torch.Tensor,
-                     size: Tuple[int, int]) -> torch.Tensor:
-        """Damping factors for a feature map of ``size``, kept for re-use.
-
-        Args:
-            freq_embed (torch.Tensor): The stage's FVE parameter on its own
-                grid (not resized); it is resized here when needed.
-            size (tuple[int, int]): The feature map's (H, W).
-
-        Returns:
-            torch.Tensor: The (H, W, C) factors, computed without autograd.
-        """
-        size = (int(size[0]), int(size[1]))
-        key = (size, freq_embed.device)
-        signature = self._table_signature(freq_embed)
-        entry = self._deploy_tables.get(key)
-        if entry is not None and entry[0] == signature:
-            self._deploy_tables.move_to_end(key)
-            return entry[1]
-        with torch.no_grad(), torch.autocast(
-                freq_embed.device.type, enabled=False):
-            table = self.decay(resize_freq_embed(freq_embed.float(), size))
-        self._deploy_tables[key] = (signature, table)
-        self._deploy_tables.move_to_end(key)
-        while len(self._deploy_tables) > DEPLOY_TABLES_PER_BLOCK:
-            self._deploy_tables.popitem(last=False)
-        return table
-
-    def clear_deploy_tables(self) -> None:
-        """Forget every kept deploy table."""
-        self._deploy_tables.clear()
-
-    def _apply(self, fn, *args, **kwargs):
-        # .to()/.cuda()/.half() make new parameters: drop tables made from
-        # the old ones rather than keep them alive.
-        self.clear_deploy_tables()
-        return super()._apply(fn, *args, **kwargs)
-
     def forward(self,
                 x: torch.Tensor,
                 freq_embed: Optional[torch.Tensor] = None,
-                decay: Optional[torch.Tensor] = None) -> torch.Tensor:
+                decay: Optional[torch.Tensor] = None,
+                bases: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
+                ) -> torch.Tensor:
         """Apply the operator.
 
         Args:
@@ -150,32 +104,31 @@ class HeatConductionOperator(nn.Module):
             freq_embed (torch.Tensor, optional): The FVE on the (H, W) grid,
                 shape (H, W, C). Needed unless ``decay`` is given.
             decay (torch.Tensor, optional): Precomputed damping factors
-                (H, W, C), e.g. from :meth:`deploy_decay`. Defaults to None.
+                (H, W, C), e.g. ``decay_table``. Defaults to None.
+            bases (tuple[torch.Tensor, torch.Tensor], optional): The DCT
+                bases of the (H, W) map, shared by a stage's blocks.
+                Defaults to None (built here).
 
         Returns:
             torch.Tensor: Channels-last output (B, H, W, C).
         """
         x = self.dwconv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        # Two half-size products instead of one and a chunk: u and z come
-        # out contiguous, so the DCT's reshapes are views, not copies.
-        c = self.dim
-        u = F.linear(x, self.linear.weight[:c], self.linear.bias[:c])
-        z = F.linear(x, self.linear.weight[c:], self.linear.bias[c:])
+        u, z = self.linear(x).chunk(2, dim=-1)
         if decay is None:
             if freq_embed is None:
                 raise ValueError('HeatConductionOperator needs either '
                                  '`freq_embed` or `decay`')
             decay = self.decay(freq_embed)
-        u = heat_filter(u, decay, impl=self.impl)
-        u = norm_gate(u, z, self.out_norm)  # == out_norm(u) * silu(z)
+        u = heat_filter(u, decay, impl=self.impl, bases=bases)
+        u = norm_gate(self.out_norm, u, z)  # == out_norm(u) * silu(z)
         return self.out_linear(u)
 
 
 class ConvMlp(nn.Module):
-    """The block's MLP: 1x1 conv, GELU, 1x1 conv, run on channels-last input.
-
-    The weights are stored as 1x1 ``Conv2d`` (as in the released checkpoints)
-    and applied as linear layers on the last dim, which is the same map.
+    """The block's MLP: 1x1 conv, GELU, 1x1 conv (keys ``fc1``/``fc2`` as
+    in the released checkpoints), on channels-last data: the convs get a
+    (B, C, H, W) view of (B, H, W, C) memory (PyTorch's channels-last
+    format), so no copies are made.
 
     Args:
         dim (int): Input and output channels.
@@ -189,10 +142,10 @@ class ConvMlp(nn.Module):
         self.fc2 = nn.Conv2d(hidden_dim, dim, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.linear(x, self.fc1.weight.flatten(1), self.fc1.bias)
-        # == fc2(act(x)); in training the GELU is recomputed in backward,
-        # without autograd it runs in place (one 4C-wide buffer fewer)
-        return gelu_linear(x, self.fc2.weight.flatten(1), self.fc2.bias)
+        """Channels-last (B, H, W, C) in and out."""
+        h = self.fc1(x.permute(0, 3, 1, 2))
+        # == fc2(act(h)); in training fc2 keeps h, not act(h)
+        return act_then(self.fc2, self.act, h).permute(0, 2, 3, 1)
 
 
 class HeatBlock(nn.Module):
@@ -246,16 +199,18 @@ class HeatBlock(nn.Module):
     def forward(self,
                 x: torch.Tensor,
                 freq_embed: Optional[torch.Tensor] = None,
-                decay: Optional[torch.Tensor] = None) -> torch.Tensor:
+                decay: Optional[torch.Tensor] = None,
+                bases: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
+                ) -> torch.Tensor:
         """Channels-last (B, H, W, C) in and out; see
-        :meth:`HeatConductionOperator.forward` for ``freq_embed``/``decay``.
-        (B, C, H, W) in and out with ``reference_layout``."""
+        :meth:`HeatConductionOperator.forward` for ``freq_embed``, ``decay``
+        and ``bases``. (B, C, H, W) in and out with ``reference_layout``."""
         if self.reference_layout:
             return reference_layout.block_forward(self, x, freq_embed, decay)
         if self.post_norm:
-            heat = self.norm1(self.op(x, freq_embed, decay))
+            heat = self.norm1(self.op(x, freq_embed, decay, bases))
         else:
-            heat = self.op(self.norm1(x), freq_embed, decay)
+            heat = self.op(self.norm1(x), freq_embed, decay, bases)
         x = x + self.drop_path(self._scale(heat, self.gamma1))
         if self.post_norm:
             mlp = self.norm2(self.mlp(x))

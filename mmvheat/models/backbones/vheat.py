@@ -3,31 +3,51 @@ Conduction", CVPR 2025), one class for mmpretrain, mmdetection and
 mmsegmentation."""
 import logging
 import math
+import weakref
 from typing import (Dict, Iterator, List, Optional, Sequence, Tuple,
                     Union)
 
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
+from torch.optim.optimizer import register_optimizer_step_post_hook
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
-from mmvheat.ops import FILTER_IMPLS, resize_freq_embed
+from mmvheat.checkpoint import load_backbone_weights
+from mmvheat.ops import (DEFAULT_IMPL, HEAT_FILTER_IMPLS, dct_bases,
+                         fve_grid_for, needs_autograd, resize_freq_embed)
 from mmvheat.registry import MODELS
 from . import reference_layout
 from .heat_conduction import HeatBlock
 
-HCO_IMPLS = ('auto', ) + FILTER_IMPLS
+HCO_IMPLS = HEAT_FILTER_IMPLS
+
+# Every live VHeat, for the optimizer-step hook that refreshes decay tables.
+_LIVE_MODELS: 'weakref.WeakSet' = weakref.WeakSet()
+_STEP_HOOK = []
 
 
-def fve_grid_for(img_size: Union[int, Sequence[int]],
-                 stage: int) -> Tuple[int, int]:
-    """The FVE grid of ``stage`` for a model built with ``img_size``:
-    ``img_size / 4 / 2^stage`` rounded down per side, as the authors'
-    ``int(res0 // 2^i)`` (224 -> 56, 28, 14, 7; 512 -> 128, 64, 32, 16)."""
-    if isinstance(img_size, int):
-        img_size = (img_size, img_size)
-    return tuple(int(s / 4 // 2**stage) for s in img_size)
+def _refresh_after_optimizer_step(optimizer, args, kwargs) -> None:
+    """Global optimizer post-step hook: a VHeat keeping decay tables whose
+    sources this optimizer updates refreshes them."""
+    stepped = {id(p) for group in optimizer.param_groups
+               for p in group['params']}
+    for model in list(_LIVE_MODELS):
+        if model.keeps_decay_tables() and any(
+                id(p) in stepped for p in model.decay_table_sources()):
+            model.refresh_decay_tables()
+
+
+def _refresh_after_load(model: 'VHeat', incompatible_keys) -> None:
+    model.refresh_decay_tables()
+
+
+def _track(model: 'VHeat') -> None:
+    _LIVE_MODELS.add(model)
+    if not _STEP_HOOK:
+        _STEP_HOOK.append(register_optimizer_step_post_hook(
+            _refresh_after_optimizer_step))
 
 
 class _Permute(nn.Module):
@@ -135,11 +155,17 @@ class VHeat(BaseModule):
         deploy (bool): Build the model in deploy mode (see
             :meth:`switch_to_deploy`). Defaults to False.
         hco_impl (str): How the HCO's DCT filter runs (see
-            :meth:`set_hco_impl`): 'auto' (the faster of 'matmul' and 'fft',
-            measured per size, device and dtype), 'matmul', 'fft', or
-            'reference' (the whole model in the authors' layout and
-            arithmetic; the baseline of benchmarks). All give the same
-            outputs to float rounding. Defaults to 'auto'.
+            :meth:`set_hco_impl`): 'matmul' (dense products; fixed, the
+            default), 'fft', 'auto' (opt-in: matmul or fft by a calibration
+            measured once per device and dtype, the same on every rank; see
+            :mod:`mmvheat.ops.autotune`) or 'reference' (the whole model in
+            the authors' layout and arithmetic; the baseline of benchmarks).
+            All give the same outputs to float rounding.
+            Defaults to 'matmul'.
+        reuse_decay_tables (bool): Keep each block's damping factors for its
+            FVE's own grid and reuse them while its stage is in eval mode
+            (see :meth:`refresh_decay_tables`). False computes them in every
+            forward. Defaults to True.
         init_cfg (dict | list[dict], optional): mmengine initialisation
             config, e.g. ``dict(type='Pretrained', checkpoint=...)``.
             Defaults to None (the authors' initialisation).
@@ -175,7 +201,8 @@ class VHeat(BaseModule):
                  frozen_stages: int = -1,
                  with_cp: bool = False,
                  deploy: bool = False,
-                 hco_impl: str = 'auto',
+                 hco_impl: str = DEFAULT_IMPL,
+                 reuse_decay_tables: bool = True,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.arch_settings = self._parse_arch(arch)
@@ -218,10 +245,12 @@ class VHeat(BaseModule):
 
         self._init_default_weights()
         self.set_hco_impl(hco_impl)
-        self.deploy = False
-        if deploy:
-            self.switch_to_deploy()
+        self.deploy = bool(deploy)
+        self.reuse_decay_tables = bool(reuse_decay_tables)
         self._freeze_stages()
+        self.refresh_decay_tables()
+        self.register_load_state_dict_post_hook(_refresh_after_load)
+        _track(self)
 
     # ------------------------------------------------------------------
     # construction helpers
@@ -310,10 +339,14 @@ class VHeat(BaseModule):
     # ------------------------------------------------------------------
     # freezing / modes
 
+    def stage_blocks(self, stage: int) -> List[HeatBlock]:
+        """The :class:`HeatBlock` s of ``stage`` (without its downsample)."""
+        return list(self.layers[stage][:self.depths[stage]])
+
     def blocks(self) -> Iterator[HeatBlock]:
         """Every :class:`HeatBlock`, stage by stage."""
-        for i, stage in enumerate(self.layers):
-            yield from stage[:self.depths[i]]
+        for i in range(self.num_stages):
+            yield from self.stage_blocks(i)
 
     def set_hco_impl(self, impl: str) -> None:
         """Choose how the blocks compute (same weights, same outputs).
@@ -350,29 +383,79 @@ class VHeat(BaseModule):
             self.freq_embed[i].requires_grad = False
 
     def train(self, mode: bool = True) -> 'VHeat':
-        """Set the mode; frozen stages stay in eval mode."""
+        """Set the mode; frozen stages stay in eval mode. Refreshes the
+        decay tables (see :meth:`refresh_decay_tables`)."""
         super().train(mode)
         self._freeze_stages()
+        self.refresh_decay_tables()
         return self
 
     def switch_to_deploy(self) -> None:
-        """Switch to deploy mode: the decay tables
-        ``exp(-(w_n^2 + w_m^2)) ** k`` of every block are computed once per
-        input size (now for the FVE's own grid, later on first use for any
-        other size) instead of in every forward, as the authors'
-        ``infer_mode`` does.
+        """Deploy mode: keep and reuse the decay tables in training mode
+        too (eval mode always does), as the authors' ``infer_mode`` does.
 
         The state dict is unchanged (the tables are derived data), so a
         deployed model saves and loads like a training one. Tables are only
-        used when no gradient can reach the FVEs or ``to_k`` (otherwise the
-        training form runs), and are rebuilt when those tensors change
-        (loading weights, an optimizer step, ``.to()``), so they are never
-        stale.
+        used when no gradient can reach the FVEs or ``to_k``.
         """
         self.deploy = True
-        for i, stage in enumerate(self.layers):
-            for block in stage[:self.depths[i]]:
-                block.op.deploy_decay(self.freq_embed[i], self.fve_grid(i))
+        self.refresh_decay_tables()
+
+    # ------------------------------------------------------------------
+    # decay tables
+    def _keeps_tables(self, stage: int) -> bool:
+        return self.reuse_decay_tables and (
+            self.deploy or not self.layers[stage][0].training)
+
+    def keeps_decay_tables(self) -> bool:
+        """Whether any stage currently keeps decay tables."""
+        return any(self._keeps_tables(i) for i in range(self.num_stages))
+
+    def decay_table_sources(self) -> List[nn.Parameter]:
+        """The parameters the decay tables are computed from: the FVEs and
+        every block's ``to_k``."""
+        params = list(self.freq_embed)
+        for block in self.blocks():
+            params += list(block.op.to_k.parameters())
+        return params
+
+    def refresh_decay_tables(self) -> None:
+        """Recompute every block's decay table from the current FVE and
+        ``to_k``, or release it where its stage does not keep one.
+
+        A stage keeps a table per block (``op.decay_table``, a
+        non-persistent buffer of the FVE's own (H, W, C) grid: that of
+        ``img_size``, the size classification and sliding-window
+        segmentation repeat) while it is in eval mode, or always in deploy
+        mode, when ``reuse_decay_tables`` is on. A feature map of any other
+        size computes its factors in the forward, as in training, so a
+        stream of varying sizes (detection) costs no table memory. Memory:
+        ``sum(H_i * W_i * C_i * depth_i)`` floats, about 5.7 MB for
+        vHeat-T at ``img_size=224`` and 30 MB at 512.
+
+        Called for you by :meth:`train` / ``eval()`` (so after mmengine's
+        ``EMAHook`` swaps weights in place, the validation loop's
+        ``model.eval()`` refreshes), after ``load_state_dict``, ``.to()``,
+        ``.half()`` and any ``torch.optim`` optimizer step over these
+        parameters. Call it yourself after writing the FVEs or ``to_k`` in
+        place (``p.data.copy_(...)``) while the model stays in eval mode.
+        """
+        for i in range(self.num_stages):
+            fve = self.freq_embed[i]
+            keep = self._keeps_tables(i)
+            with torch.inference_mode(False), torch.no_grad(), \
+                    torch.autocast(fve.device.type, enabled=False):
+                for block in self.stage_blocks(i):
+                    block.op.decay_table = (
+                        block.op.decay(fve).to(fve.dtype)
+                        if keep else fve.new_empty(0).detach())
+
+    def _apply(self, fn, *args, **kwargs):
+        # .to()/.half()/.double() convert the tables with the parameters;
+        # recompute them in the new dtype rather than cast the old ones.
+        super()._apply(fn, *args, **kwargs)
+        self.refresh_decay_tables()
+        return self
 
     @property
     def _reference(self) -> bool:
@@ -394,36 +477,39 @@ class VHeat(BaseModule):
             raise ValueError(f'VHeat got an empty image of shape '
                              f'{tuple(x.shape)}')
 
-    def _use_tables(self, stage: int) -> bool:
-        """Deploy tables only when no gradient can flow to FVE or to_k."""
-        if not self.deploy:
+    def _tables_usable(self, stage: int, size: Tuple[int, int]) -> bool:
+        """Kept tables apply to maps of the FVE's grid when no gradient can
+        reach the FVE or ``to_k``."""
+        fve = self.freq_embed[stage]
+        blocks = self.stage_blocks(stage)
+        if not (self._keeps_tables(stage) and blocks[0].op.decay_table.dim()
+                and tuple(size) == tuple(fve.shape[:2])):
             return False
-        if not torch.is_grad_enabled():
-            return True
-        return not self.freq_embed[stage].requires_grad and not any(
-            block.op.to_k[0].weight.requires_grad
-            for block in self.layers[stage][:self.depths[stage]])
+        return not needs_autograd(
+            fve, *(p for b in blocks for p in b.op.to_k.parameters()))
 
     def _run_block(self, block: HeatBlock, x: torch.Tensor, freq_embed,
-                   decay) -> torch.Tensor:
+                   decay, bases) -> torch.Tensor:
         if self.with_cp and x.requires_grad:
             return cp.checkpoint(
-                block, x, freq_embed, decay, use_reentrant=False)
-        return block(x, freq_embed, decay)
+                block, x, freq_embed, decay, bases, use_reentrant=False)
+        return block(x, freq_embed, decay, bases)
 
     def forward_stage(self, stage: int, x: torch.Tensor) -> torch.Tensor:
         """Run the blocks of ``stage`` on channels-last ``x`` ((B, C, H, W)
         with ``hco_impl='reference'``)."""
         size = tuple(x.shape[2:] if self._reference else x.shape[1:3])
-        blocks = self.layers[stage][:self.depths[stage]]
-        if self._use_tables(stage):
+        blocks = self.stage_blocks(stage)
+        # the DCT bases of this size, built once for the stage's blocks
+        bases = dct_bases(size[0], size[1], x.device, x.dtype)
+        if self._tables_usable(stage, size):
             for block in blocks:
-                decay = block.op.deploy_decay(self.freq_embed[stage], size)
-                x = self._run_block(block, x, None, decay)
+                x = self._run_block(block, x, None, block.op.decay_table,
+                                    bases)
         else:
             freq_embed = resize_freq_embed(self.freq_embed[stage], size)
             for block in blocks:
-                x = self._run_block(block, x, freq_embed, None)
+                x = self._run_block(block, x, freq_embed, None, bases)
         return x
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
@@ -489,7 +575,6 @@ class VHeat(BaseModule):
         if not (isinstance(cfg, dict) and cfg.get('type') == 'Pretrained'):
             super().init_weights()
             return
-        from mmvheat.checkpoint import load_backbone_weights
         if cfg.get('checkpoint') is None:
             print_log(
                 'VHeat: Pretrained init_cfg without a checkpoint; the '

@@ -14,28 +14,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mmvheat.models import VHeat
+from mmvheat.models.backbones.vheat import HCO_IMPLS
+from .classifier import Classifier
+
 ARCHS = {'t': 'tiny', 's': 'small', 'b': 'base'}
 DTYPES = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
-
-
-class Classifier(nn.Module):
-    """Backbone, global average pool and a linear head (the train step's
-    model; ImageNet's 1000 classes)."""
-
-    def __init__(self, backbone: nn.Module, num_classes: int = 1000) -> None:
-        super().__init__()
-        self.backbone = backbone
-        with torch.no_grad():
-            dim = self._pool(backbone(torch.zeros(1, 3, 64, 64))).shape[1]
-        self.fc = nn.Linear(dim, num_classes)
-
-    @staticmethod
-    def _pool(feats) -> torch.Tensor:
-        x = feats[-1] if isinstance(feats, (tuple, list)) else feats
-        return x.mean(dim=(2, 3)) if x.dim() == 4 else x
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self._pool(self.backbone(x)))
 
 
 def parse_spec(spec: str) -> tuple:
@@ -48,8 +32,7 @@ def parse_spec(spec: str) -> tuple:
     if impl and family != 'vheat':
         raise ValueError(f'{spec!r}: only vheat models take an :IMPL')
     if family == 'vheat':
-        from mmvheat.models.backbones.vheat import HCO_IMPLS
-        impl = impl or 'auto'
+        impl = impl or 'matmul'
         if impl not in HCO_IMPLS:
             raise ValueError(f'{spec!r}: IMPL must be one of {HCO_IMPLS}')
     return family, ARCHS[size], impl
@@ -60,7 +43,6 @@ def build_backbone(spec: str, resolution: int, deploy: bool) -> nn.Module:
     Swin's ``img_size``), as the authors measure."""
     family, arch, impl = parse_spec(spec)
     if family == 'vheat':
-        from mmvheat.models import VHeat
         model = VHeat(arch, img_size=resolution, hco_impl=impl)
         if deploy:
             model.switch_to_deploy()

@@ -13,8 +13,9 @@ added here:
   paper's numbers.
 
 Forms: ``train`` is the model as it trains (each block's ``to_k`` Linear
-over its FVE is counted), ``deploy`` the deployed model (decay tables
-precomputed, as the paper counts).
+over its FVE is counted), ``deploy`` the deployed model (the decay tables of
+the FVE's grid reused, as the paper counts; a map of another size computes
+its factors in the forward, and they are counted).
 """
 from typing import Any, Dict, List, Optional
 
@@ -23,9 +24,10 @@ import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer
 from mmengine.analysis.jit_handles import get_shape
 
+from mmvheat.models import VHeat
+from .classifier import Classifier
+
 FORMS = ('deploy', 'train')
-
-
 def broadcast_matmul_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
     """Multiply-adds of ``torch.matmul`` with broadcast batch dimensions."""
     a, b = (list(get_shape(v)) for v in inputs[:2])
@@ -84,19 +86,21 @@ def set_form(model: nn.Module, form: str) -> None:
     """Put every VHeat inside ``model`` in the training or deployed form.
 
     For ``deploy`` the parameters also stop requiring gradients, so the
-    decay tables are used whatever the grad mode.
+    decay tables are used whatever the grad mode; ``train`` turns table
+    reuse off.
     """
-    from mmvheat.models import VHeat
     if form not in FORMS:
         raise ValueError(f'form must be one of {FORMS}, got {form!r}')
     model.eval()
     for module in model.modules():
         if isinstance(module, VHeat):
+            module.reuse_decay_tables = form == 'deploy'
             if form == 'deploy':
                 module.switch_to_deploy()
                 module.requires_grad_(False)
             else:
                 module.deploy = False
+                module.refresh_decay_tables()
 
 
 def count(model: nn.Module, inputs, form: str = 'deploy') -> Dict[str, float]:
@@ -112,9 +116,7 @@ def count(model: nn.Module, inputs, form: str = 'deploy') -> Dict[str, float]:
         of an mmseg ``auxiliary_head``, a training-only part).
     """
     set_form(model, form)
-    with torch.no_grad():  # the training form runs to_k whatever grad mode
-        if form == 'deploy':
-            model(*inputs)  # make this size's decay tables outside the trace
+    with torch.no_grad():
         flops = flop_analyzer(model, inputs).total()
     params = sum(p.numel() for p in model.parameters())
     aux = sum(p.numel() for n, p in model.named_parameters()
@@ -129,8 +131,6 @@ def backbone_flops(arch: str, resolution: int, form: str = 'deploy',
     """FLOPs of the ImageNet classifier (backbone, pooled LayerNorm, Linear
     head) or, with ``num_classes=None``, of the backbone alone, at a square
     ``resolution`` with the FVEs on that grid (as the authors measure)."""
-    from mmvheat.benchmark import Classifier
-    from mmvheat.models import VHeat
     backbone = VHeat(arch, img_size=resolution, hco_impl=hco_impl)
     model = backbone if num_classes is None else Classifier(
         backbone, num_classes)
@@ -162,7 +162,6 @@ def task_model_flops(config: str, height: int, width: int,
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
-    import mmvheat.models  # noqa: F401  (registers VHeat)
     cfg = Config.fromfile(config)
     scope = cfg.get('default_scope', 'mmdet')
     init_default_scope(scope)
