@@ -104,3 +104,21 @@ def test_compile_and_against_rows_and_ratios(tmp_path):
     assert 'x_prev' not in results[2] and 'x_prev' not in results[3]
     table = tool.format_table(results)
     assert '| 1.500 ' in table and 'x prev' in table
+
+
+def test_stream_benchmark_prints_both_checkouts():
+    tool = os.path.join(REPO_ROOT, 'tools', 'analysis_tools',
+                        'benchmark_stream.py')
+    out = subprocess.run(
+        [sys.executable, tool, '--img-size', '64', '--images', '2',
+         '--min-side', '33', '--max-side', '70', '--repeat', '1',
+         '--against', REPO_ROOT], capture_output=True, text=True,
+        timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [line for line in out.stdout.splitlines()
+            if line.startswith('| this checkout') or
+            line.startswith('| against')]
+    assert len(rows) == 2
+    for row in rows:
+        cells = [c.strip() for c in row.strip('|').split('|')]
+        assert float(cells[1]) > 0 and float(cells[3]) > 0

@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mmvheat.models.backbones.pointwise import PointwiseConv2d
 from mmvheat.models.backbones.recompute import act_then, norm_gate
 
 
@@ -86,12 +87,13 @@ def test_float64_gradcheck():
                                     (u, ))
 
 
+@pytest.mark.parametrize('fc_type', [nn.Conv2d, PointwiseConv2d])
 @pytest.mark.parametrize('autocast', [False, True])
-def test_elementwise_results_are_not_kept(autocast):
+def test_elementwise_results_are_not_kept(autocast, fc_type):
     """With autograd, the norm's output and the GELU's output are freed
     after the forward (they are recomputed); plain autograd keeps both."""
     norm, act = make_norm(RecordingNorm), RecordingGELU()
-    fc = nn.Conv2d(6, 4, 1)  # as the MLP's fc2
+    fc = fc_type(6, 4, 1)  # as the MLP's fc2
     u, z = (torch.randn(2, 3, 6, requires_grad=True) for _ in range(2))
     # under autocast the MLP's hidden tensor comes from fc1 in bf16
     h = torch.randn(2, 6, 3, 5, dtype=torch.bfloat16 if autocast else None,

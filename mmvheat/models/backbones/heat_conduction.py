@@ -16,6 +16,7 @@ import torch.nn as nn
 from mmvheat.ops import DEFAULT_IMPL, heat_decay, heat_filter, needs_autograd
 
 from . import reference_layout
+from .pointwise import PointwiseConv2d
 from .recompute import act_then, norm_gate
 
 
@@ -124,11 +125,17 @@ class HeatConductionOperator(nn.Module):
         return self.out_linear(u)
 
 
+def _to_nchw(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) view of channels-last (B, H, W, C) memory."""
+    return x.permute(0, 3, 1, 2)
+
+
 class ConvMlp(nn.Module):
     """The block's MLP: 1x1 conv, GELU, 1x1 conv (keys ``fc1``/``fc2`` as
-    in the released checkpoints), on channels-last data: the convs get a
-    (B, C, H, W) view of (B, H, W, C) memory (PyTorch's channels-last
-    format), so no copies are made.
+    in the released checkpoints), on channels-last data: the convs
+    (:class:`PointwiseConv2d`, GEMMs over channels) get a (B, C, H, W) view
+    of (B, H, W, C) memory (PyTorch's channels-last format), so no copies
+    are made.
 
     Args:
         dim (int): Input and output channels.
@@ -137,15 +144,16 @@ class ConvMlp(nn.Module):
 
     def __init__(self, dim: int, hidden_dim: int) -> None:
         super().__init__()
-        self.fc1 = nn.Conv2d(dim, hidden_dim, 1)
+        self.fc1 = PointwiseConv2d(dim, hidden_dim)
         self.act = nn.GELU()
-        self.fc2 = nn.Conv2d(hidden_dim, dim, 1)
+        self.fc2 = PointwiseConv2d(hidden_dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Channels-last (B, H, W, C) in and out."""
-        h = self.fc1(x.permute(0, 3, 1, 2))
-        # == fc2(act(h)); in training fc2 keeps h, not act(h)
-        return act_then(self.fc2, self.act, h).permute(0, 2, 3, 1)
+        h = self.fc1(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        # == fc2(act(h)), the GELU on contiguous (B, H, W, 4C) memory; in
+        # training fc2 keeps h, not act(h)
+        return act_then(self.fc2, self.act, h, _to_nchw).permute(0, 2, 3, 1)
 
 
 class HeatBlock(nn.Module):

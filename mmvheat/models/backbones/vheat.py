@@ -482,7 +482,8 @@ class VHeat(BaseModule):
         reach the FVE or ``to_k``."""
         fve = self.freq_embed[stage]
         blocks = self.stage_blocks(stage)
-        if not (self._keeps_tables(stage) and blocks[0].op.decay_table.dim()
+        if not (self._keeps_tables(stage)
+                and blocks[0].op.decay_table.dim() == 3
                 and tuple(size) == tuple(fve.shape[:2])):
             return False
         return not needs_autograd(
@@ -500,8 +501,10 @@ class VHeat(BaseModule):
         with ``hco_impl='reference'``)."""
         size = tuple(x.shape[2:] if self._reference else x.shape[1:3])
         blocks = self.stage_blocks(stage)
-        # the DCT bases of this size, built once for the stage's blocks
-        bases = dct_bases(size[0], size[1], x.device, x.dtype)
+        # the DCT bases of this size, built once for the stage's blocks (the
+        # reference layout builds its own, as the authors' code does)
+        bases = None if self._reference else dct_bases(
+            size[0], size[1], x.device, x.dtype)
         if self._tables_usable(stage, size):
             for block in blocks:
                 x = self._run_block(block, x, None, block.op.decay_table,
