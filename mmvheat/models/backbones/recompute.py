@@ -13,9 +13,10 @@ gradients are those of plain autograd.
 Recognition is by identity (``saved is result``): a layer that saves
 something else (a ``Linear`` over a >2-D input saves a reshaped view; a
 wrapped or swapped module may save a copy) simply keeps it, so the saving is
-best-effort and correctness never depends on it. The block's layers (a 1x1
-``Conv2d`` after the GELU, a ``Linear`` after the gate's product... see
-below) are recognised. Side effects: forward hooks
+best-effort and correctness never depends on it. In the vHeat block both
+savings hold: the gate's product saves ``norm(u)`` and ``silu(z)``
+themselves, and :class:`~.pointwise.PointwiseConv2d` (``fc2``) saves its
+input as given. Side effects: forward hooks
 of the recomputed modules (the GELU, ``out_norm``) fire again in backward, as
 under activation checkpointing.
 
