@@ -31,11 +31,13 @@ _STEP_HOOK = []
 def _refresh_after_optimizer_step(optimizer, args, kwargs) -> None:
     """Global optimizer post-step hook: a VHeat keeping decay tables whose
     sources this optimizer updates refreshes them."""
+    keeping = [m for m in list(_LIVE_MODELS) if m.keeps_decay_tables()]
+    if not keeping:  # training mode, the usual case: nothing to look up
+        return
     stepped = {id(p) for group in optimizer.param_groups
                for p in group['params']}
-    for model in list(_LIVE_MODELS):
-        if model.keeps_decay_tables() and any(
-                id(p) in stepped for p in model.decay_table_sources()):
+    for model in keeping:
+        if any(id(p) in stepped for p in model.decay_table_sources()):
             model.refresh_decay_tables()
 
 
