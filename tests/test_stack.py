@@ -1,9 +1,12 @@
 """The installed stack: compiled mmcv ops, and mmvheat's core importing
 with torch and mmengine alone."""
+import os
+import os.path as osp
 import subprocess
 import sys
 
 import torch
+from conftest import REPO_ROOT
 
 
 def test_mmcv_compiled_ops_run_on_cpu():
@@ -52,3 +55,32 @@ def test_core_imports_without_task_libraries():
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert '[(1, 8, 9, 8), (1, 64, 2, 1)]' in proc.stdout
     assert "'mmdet': 'not installed'" in proc.stdout
+
+
+def test_install_script_repairs_a_downgraded_setuptools(tmp_path):
+    """`pip install openmim` downgrades setuptools to 60.2 (openxlab's pin);
+    a re-run of tools/install.sh puts a version in [77, 81) back and finds
+    the rest of the stack already in place."""
+    venv = tmp_path / 'venv'
+    subprocess.run([sys.executable, '-m', 'venv', '--system-site-packages',
+                    '--without-pip', str(venv)], check=True, timeout=120)
+    py = str(venv / 'bin' / 'python')
+    # the system pip, run by the venv's interpreter, installs into the venv
+    subprocess.run([py, '-m', 'pip', 'install', '-q', 'setuptools==60.2.0'],
+                   check=True, timeout=300, capture_output=True)
+    version = [py, '-c', 'import setuptools; print(setuptools.__version__)']
+    assert subprocess.run(version, capture_output=True, text=True,
+                          cwd='/').stdout.strip() == '60.2.0'
+    proc = subprocess.run(['bash', osp.join(REPO_ROOT, 'tools', 'install.sh')],
+                          env=dict(os.environ, PYTHON=py), capture_output=True,
+                          text=True, timeout=900)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert 'found setuptools 60.2.0; need >=77,<81' in out
+    repaired = subprocess.run(version, capture_output=True, text=True,
+                              cwd='/').stdout.strip()
+    major = int(repaired.split('.')[0])
+    assert 77 <= major < 81, repaired
+    assert f'installed setuptools {repaired}' in out
+    # nothing else was reinstalled: every later step found its libraries
+    assert out.count('already') >= 5, out[-3000:]

@@ -84,18 +84,31 @@ def latest_checkpoint(work_dir: str) -> str:
         return f.read().strip()
 
 
-def draw_summary(show_dirs: dict, out: str, per_task: int = 4) -> str:
-    """One PNG: a row of drawn validation predictions per task."""
+def seg_legend(width: int) -> 'np.ndarray':
+    """The segmentation row's legend: the demo classes' colours and the
+    uncoloured (ignored or not confident) pixels."""
+    from mmengine.config import Config
+
+    from mmvheat.analysis.visualization.panels import DIMMED, legend
+    meta = Config.fromfile(osp.join(ROOT, CONFIGS['seg'])).metainfo
+    return legend(meta['classes'], meta['palette'], width, extra=[
+        ('dimmed: "other" (label 0, ignored) or probability < 0.5', DIMMED)])
+
+
+def draw_summary(panel_dirs: dict, out: str, per_task: int = 4) -> str:
+    """One PNG: a row of drawn validation predictions per task (256 px
+    high; the seg and cls panels are drawn at that height)."""
     import cv2
     import numpy as np
     rows = []
-    for task, folder in show_dirs.items():
+    for task, folder in panel_dirs.items():
         files = sorted(glob.glob(osp.join(folder, '**', '*.png'),
                                  recursive=True))
         files += sorted(glob.glob(osp.join(folder, '**', '*.jpg'),
                                   recursive=True))
         tiles = [cv2.imread(f) for f in files[:per_task]]
-        tiles = [cv2.resize(t, (256 * t.shape[1] // t.shape[0], 256))
+        tiles = [t if t.shape[0] == 256 else
+                 cv2.resize(t, (256 * t.shape[1] // t.shape[0], 256))
                  for t in tiles if t is not None]
         if not tiles:
             continue
@@ -103,7 +116,10 @@ def draw_summary(show_dirs: dict, out: str, per_task: int = 4) -> str:
         label = np.full((30, row.shape[1], 3), 255, np.uint8)
         cv2.putText(label, TITLES[task], (5, 22), cv2.FONT_HERSHEY_SIMPLEX,
                     0.7, (0, 0, 0), 2)
-        rows.append(np.concatenate([label, row], axis=0))
+        parts = [label]
+        if task == 'seg':
+            parts.append(seg_legend(row.shape[1]))
+        rows.append(np.concatenate(parts + [row], axis=0))
     if not rows:
         raise RuntimeError('no drawn predictions found')
     width = max(r.shape[1] for r in rows)
@@ -111,6 +127,14 @@ def draw_summary(show_dirs: dict, out: str, per_task: int = 4) -> str:
                    constant_values=255) for r in rows]
     cv2.imwrite(out, np.concatenate(rows, axis=0))
     return out
+
+
+def draw_panels(task: str, config: str, checkpoint: str, data_root: str,
+                out_dir: str) -> str:
+    """Seg/cls panels drawn at the figure's resolution (their own tool)."""
+    run([sys.executable, 'tools/analysis_tools/draw_predictions.py', task,
+         config, checkpoint, '--data-root', data_root, '--out-dir', out_dir])
+    return out_dir
 
 
 def main(argv=None):
@@ -135,10 +159,17 @@ def main(argv=None):
         run([sys.executable, 'tools/train.py', CONFIGS[task], '--work-dir',
              work, '--cfg-options', *opts])
         show = osp.abspath(osp.join(work, 'predictions'))
+        checkpoint = latest_checkpoint(work)
         print(f'\n==== {task}: testing ====', flush=True)
+        # detection draws with mmdet's visualizer (text at image size is
+        # legible); seg and cls get panels drawn at the figure's resolution
         log = run([sys.executable, 'tools/test.py', CONFIGS[task],
-                   latest_checkpoint(work), '--work-dir', work,
-                   '--show-dir', show, '--cfg-options', *opts])
+                   checkpoint, '--work-dir', work, '--cfg-options', *opts] +
+                  (['--show-dir', show] if task == 'det' else []))
+        if task != 'det':
+            show = draw_panels(task, CONFIGS[task], checkpoint,
+                               osp.join(args.data_root, DATA_TASKS[task][0]),
+                               show)
         results[task] = (parse_metrics(log), time.time() - start)
         show_dirs[task] = show
 

@@ -2,6 +2,7 @@
 # Distributed testing with torchrun:
 #   bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [ARGS]
 # Multi-node: NNODES, NODE_RANK, MASTER_ADDR and PORT (default 29500).
+# PYTHON: the interpreter to run (default: python3 on PATH).
 set -euo pipefail
 CONFIG=$1
 CHECKPOINT=$2

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Distributed training with torchrun: bash tools/dist_train.sh CONFIG GPUS [ARGS]
 # Multi-node: NNODES, NODE_RANK, MASTER_ADDR and PORT (default 29500).
+# PYTHON: the interpreter to run (default: python3 on PATH).
 # On a machine without CUDA, GPUS processes run on the CPU (gloo backend).
 set -euo pipefail
 CONFIG=$1

@@ -47,8 +47,16 @@ v = tuple(int(p) for p in setuptools.__version__.split('.')[:2])
 assert (77, 0) <= v < (81, 0)"; then
     done_step "already satisfied"
 else
+    # Also the repair path: `pip install openmim` pulls in openxlab, which
+    # pins setuptools~=60.2; re-running this script puts back a fitting one.
+    FOUND="$( (cd / && "$PY" -c 'import setuptools; print(setuptools.__version__)') 2>/dev/null || echo none)"
+    echo "[install] found setuptools ${FOUND}; need >=77,<81 (torch wants >=77, mmengine needs pkg_resources)"
     "${PIP[@]}" install "setuptools>=77,<81" wheel || die "could not install setuptools/wheel"
-    done_step "installed"
+    py_ok "
+import setuptools, pkg_resources
+v = tuple(int(p) for p in setuptools.__version__.split('.')[:2])
+assert (77, 0) <= v < (81, 0)" || die "setuptools is still outside [77, 81) after installing it"
+    done_step "installed setuptools $( (cd / && "$PY" -c 'import setuptools; print(setuptools.__version__)') )"
 fi
 
 # 2. torch + torchvision as a pair that imports together.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Shared by slurm_train.sh and slurm_test.sh: srun tools/SCRIPT on a
 # partition with --launcher slurm.
-#   GPUS (8), GPUS_PER_NODE (8), CPUS_PER_TASK (5), SRUN_ARGS
+#   GPUS (8), GPUS_PER_NODE (8), CPUS_PER_TASK (5), SRUN_ARGS,
+#   PYTHON (the interpreter each task runs; default: python3 on PATH)
 set -euxo pipefail
 SCRIPT=$1
 PARTITION=$2
@@ -21,4 +22,4 @@ srun -p "$PARTITION" \
     --cpus-per-task="$CPUS_PER_TASK" \
     --kill-on-bad-exit=1 \
     $SRUN_ARGS \
-    python3 -u "$ROOT/tools/$SCRIPT" "${@:4}" --launcher=slurm
+    "${PYTHON:-python3}" -u "$ROOT/tools/$SCRIPT" "${@:4}" --launcher=slurm

@@ -94,6 +94,13 @@ def test_demo_runs_each_task(tiny_demo_root, tmp_path, task, opts):
         assert 0 <= metrics[key] <= scale, (key, metrics)
     assert osp.isfile(tmp_path / 'demo_predictions.png')
     assert osp.isfile(demo.latest_checkpoint(str(tmp_path / task)))
+    if task != 'det':  # panels drawn at the figure's height, not upscaled
+        import cv2
+        panels = sorted(os.listdir(tmp_path / task / 'predictions'))
+        assert panels == [f'{task}_{i:02d}.png'
+                          for i in range({'seg': 2, 'cls': 4}[task])]
+        first = cv2.imread(str(tmp_path / task / 'predictions' / panels[0]))
+        assert first.shape == {'seg': (256, 520, 3), 'cls': (256, 260, 3)}[task]
 
 
 def final_weights(path):

@@ -212,7 +212,8 @@ def test_dist_train_two_cpu_processes(workspace):
     ]
     log = run('bash', 'tools/dist_train.sh', cfg, 2, '--work-dir', work,
               *opts, 'train_cfg.max_epochs=1', 'train_dataloader.batch_size=4',
-              env=dict(PORT=str(random.randint(20000, 40000))))
+              env=dict(PORT=str(random.randint(20000, 40000)),
+                       PYTHON=sys.executable))
     assert 'accuracy/top1' in log
     assert (work / 'epoch_1.pth').is_file()
     # RNGStateHook gathered both processes' RNG states into the checkpoint
@@ -229,7 +230,8 @@ def test_dist_train_two_cpu_processes(workspace):
     assert 'Epoch(train) [1][1/1]' in text
     log = run('bash', 'tools/dist_test.sh', cfg, work / 'epoch_1.pth', 2,
               '--work-dir', tmp / 'dist_test', *opts,
-              env=dict(PORT=str(random.randint(20000, 40000))))
+              env=dict(PORT=str(random.randint(20000, 40000)),
+                       PYTHON=sys.executable))
     assert re.search(r'accuracy/top1:\s*[\d.]+', log)
 
 
@@ -317,3 +319,29 @@ def test_slurm_scripts_pass_arguments(tmp_path):
     out = run('bash', 'tools/slurm_test.sh', 'part', 'job', 'cfg.py',
               'ck.pth', '--tta', env=env)
     assert 'tools/test.py cfg.py ck.pth --tta --launcher=slurm' in out
+    out = run('bash', 'tools/slurm_train.sh', 'part', 'job', 'cfg.py', 'wd',
+              env=dict(env, PYTHON='/opt/venv/bin/python'))
+    assert '--kill-on-bad-exit=1 /opt/venv/bin/python -u ' in out
+
+
+def test_torchrun_launchers_honour_python(tmp_path):
+    """dist_train.sh / dist_test.sh run $PYTHON (default: python3 on PATH),
+    so a virtualenv's interpreter works without activating it."""
+    fake = tmp_path / 'venv-python'
+    fake.write_text('#!/usr/bin/env bash\necho "RUN $0 $*"\n')
+    fake.chmod(0o755)
+    out = run('bash', 'tools/dist_train.sh', 'cfg.py', 2, '--amp',
+              env=dict(PYTHON=str(fake), PORT='29999'))
+    assert out.startswith(f'RUN {fake} -m torch.distributed.run ')
+    assert '--nproc_per_node=2 --master_port=29999' in out
+    assert out.rstrip().endswith('tools/train.py cfg.py --amp --launcher pytorch')
+    out = run('bash', 'tools/dist_test.sh', 'cfg.py', 'ck.pth', 1,
+              env=dict(PYTHON=str(fake)))
+    assert out.rstrip().endswith('tools/test.py cfg.py ck.pth --launcher pytorch')
+    # without PYTHON: python3 from PATH
+    shim = tmp_path / 'bin'
+    shim.mkdir()
+    (shim / 'python3').symlink_to(fake)
+    out = run('bash', 'tools/dist_train.sh', 'cfg.py', 1,
+              env=dict(PATH=f'{shim}:{os.environ["PATH"]}', PYTHON=''))
+    assert out.startswith('RUN ') and 'bin/python3 -m torch.distributed.run' in out
