@@ -95,8 +95,9 @@ class VHeatTimm(nn.Module):
             Defaults to None.
         post_norm (bool, optional): Override the arch's block variant.
             Defaults to None.
-        layer_scale (float, optional): Override the arch's layer scale
-            (None keeps it; pass 0 for none). Defaults to None.
+        layer_scale (float, optional): Override the arch's layer scale.
+            Defaults to None (keep the arch's; pass ``arch`` as a dict for
+            a model without layer scale).
         pretrained_use_ema (bool): ``pretrained=True`` loads the file's EMA
             weights (``model_ema``) instead of ``model``. Defaults to False.
         pretrained_fve_mode (str): How pretrained FVEs reach this model's
@@ -139,8 +140,6 @@ class VHeatTimm(nn.Module):
         if overrides:
             base = VHeat._parse_arch(arch)
             base.update(overrides)
-            if base.get('layer_scale') == 0:
-                base['layer_scale'] = None
             arch = base
         self.backbone = VHeat(
             arch,
