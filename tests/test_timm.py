@@ -2,6 +2,7 @@
 pretrained files in the authors' format, parity with mmpretrain's classifier
 and the authors' code, error cases. Reduced archs through create_model's
 depths/dims kwargs keep it fast."""
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -416,8 +417,49 @@ def test_core_imports_without_timm():
     ])
     out = subprocess.run([sys.executable, '-c', code], cwd=REPO_ROOT,
                          capture_output=True, text=True, timeout=300,
-                         env=dict(__import__('os').environ,
+                         env=dict(os.environ,
                                   PYTHONPATH=REPO_ROOT))
     assert out.returncode == 0, out.stderr
     assert 'mmvheat.timm needs timm' in out.stdout
     assert 'pip install timm==1.0.31' in out.stdout
+
+
+def run_module(args, cwd):
+    return subprocess.run([sys.executable, '-m', 'mmvheat.timm.run', *args],
+                          cwd=cwd, capture_output=True, text=True,
+                          timeout=300,
+                          env=dict(os.environ,
+                                   PYTHONPATH=REPO_ROOT))
+
+
+def test_run_timm_script_with_models_registered(tmp_path):
+    """`python -m mmvheat.timm.run train.py ARGS` runs a timm script as
+    __main__ with the vheat models known (here a stand-in script that
+    builds the model as timm's train.py does)."""
+    script = tmp_path / 'train.py'
+    script.write_text('\n'.join([
+        'import argparse, sys, timm',
+        'parser = argparse.ArgumentParser()',
+        "parser.add_argument('--model')",
+        "parser.add_argument('--num-classes', type=int)",
+        'args = parser.parse_args()',
+        'model = timm.create_model(args.model, num_classes=args.num_classes,'
+        ' drop_rate=0.0, drop_path_rate=None, global_pool=None,'
+        ' depths=[1, 1, 1, 1], dims=8)',
+        "print(__name__, sys.argv[0], type(model).__name__,"
+        ' model.num_classes)',
+    ]))
+    out = run_module([str(script), '--model', 'vheat_tiny', '--num-classes',
+                      '7'], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ['__main__', str(script), 'VHeatTimm', '7']
+    out = run_module(['nowhere.py', '--model', 'vheat_tiny'], tmp_path)
+    assert out.returncode != 0
+    assert "no script 'nowhere.py'" in out.stderr
+
+
+def test_device_and_dtype_arguments():
+    model = small(num_classes=3, dtype=torch.float64)
+    assert {p.dtype for p in model.parameters()} == {torch.float64}
+    assert model(torch.randn(1, 3, 40, 40, dtype=torch.float64)).dtype == \
+        torch.float64

@@ -105,6 +105,9 @@ class VHeatTimm(nn.Module):
             feature map of another size) or 'pad' (zero-padding, the
             authors' recipe for 512 detection/segmentation models).
             Defaults to 'bicubic'.
+        device (torch.device, optional): Where to put the model (timm's
+            factory argument). Defaults to None (CPU).
+        dtype (torch.dtype, optional): Parameter dtype. Defaults to None.
         **backbone_kwargs: Other :class:`VHeat` arguments: ``with_cp``,
             ``hco_impl``, ``reuse_decay_tables``, ``deploy``,
             ``frozen_stages``.
@@ -124,6 +127,8 @@ class VHeatTimm(nn.Module):
                  layer_scale: Optional[float] = None,
                  pretrained_use_ema: bool = False,
                  pretrained_fve_mode: str = 'bicubic',
+                 device: Optional[Union[str, torch.device]] = None,
+                 dtype: Optional[torch.dtype] = None,
                  **backbone_kwargs) -> None:
         super().__init__()
         if 'out_indices' in backbone_kwargs:
@@ -164,6 +169,8 @@ class VHeatTimm(nn.Module):
                  module=f'backbone.layers.{i}') for i in range(NUM_STAGES)
         ]
         self._stages_kept = NUM_STAGES
+        if device is not None or dtype is not None:
+            self.to(device=device, dtype=dtype)
 
     def _init_fc(self) -> None:
         """The authors' Linear init: trunc-normal(0.02), zero bias."""
