@@ -424,14 +424,6 @@ def test_core_imports_without_timm():
     assert 'pip install timm==1.0.31' in out.stdout
 
 
-def run_module(args, cwd):
-    return subprocess.run([sys.executable, '-m', 'mmvheat.timm.run', *args],
-                          cwd=cwd, capture_output=True, text=True,
-                          timeout=300,
-                          env=dict(os.environ,
-                                   PYTHONPATH=REPO_ROOT))
-
-
 def test_run_timm_script_with_models_registered(tmp_path):
     """`python -m mmvheat.timm.run train.py ARGS` runs a timm script as
     __main__ with the vheat models known (here a stand-in script that
@@ -449,13 +441,16 @@ def test_run_timm_script_with_models_registered(tmp_path):
         "print(__name__, sys.argv[0], type(model).__name__,"
         ' model.num_classes)',
     ]))
-    out = run_module([str(script), '--model', 'vheat_tiny', '--num-classes',
-                      '7'], tmp_path)
+    out = subprocess.run(
+        [sys.executable, '-m', 'mmvheat.timm.run', str(script), '--model',
+         'vheat_tiny', '--num-classes', '7'], cwd=tmp_path,
+        capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, PYTHONPATH=REPO_ROOT))
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ['__main__', str(script), 'VHeatTimm', '7']
-    out = run_module(['nowhere.py', '--model', 'vheat_tiny'], tmp_path)
-    assert out.returncode != 0
-    assert "no script 'nowhere.py'" in out.stderr
+    from mmvheat.timm.run import main
+    with pytest.raises(SystemExit, match="no script 'nowhere.py'"):
+        main(['nowhere.py', '--model', 'vheat_tiny'])
 
 
 def test_device_and_dtype_arguments():
