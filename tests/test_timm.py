@@ -295,6 +295,8 @@ def test_classifier_api():
     model.reset_classifier(0)
     with torch.no_grad():
         assert torch.equal(model(x), pooled)
+    model.reset_classifier(5, global_pool='catavgmax')
+    assert model(x).shape == (2, 5) and model.head_hidden_size == 256
     model.reset_classifier(5, global_pool='max')
     assert model(x).shape == (2, 5)
     with torch.no_grad():

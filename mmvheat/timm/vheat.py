@@ -156,13 +156,14 @@ class VHeatTimm(nn.Module):
         widths = self.backbone.dims
         self.in_chans = in_chans
         self.num_classes = num_classes
-        self.num_features = self.head_hidden_size = widths[-1]
+        self.num_features = widths[-1]
         self.drop_rate = drop_rate
         self.pretrained_use_ema = bool(pretrained_use_ema)
         self.pretrained_fve_mode = pretrained_fve_mode
         self.head = ClassifierHead(
             widths[-1], num_classes, pool_type=global_pool,
             drop_rate=drop_rate)
+        self.head_hidden_size = self.head.num_features  # pooled width
         self._init_fc()
         self.feature_info = [
             dict(num_chs=widths[i], reduction=4 * 2**i,
@@ -216,6 +217,7 @@ class VHeatTimm(nn.Module):
         features come out); ``global_pool`` changes the pooling."""
         self.num_classes = num_classes
         self.head.reset(num_classes, pool_type=global_pool)
+        self.head_hidden_size = self.head.num_features
         self._init_fc()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
