@@ -140,16 +140,17 @@ fi
 
 # 5. The task libraries.
 step_start=$SECONDS
-log "5/6 mmdet 3.3.0, mmsegmentation 1.2.2, mmpretrain 1.2.0"
+log "5/6 mmdet 3.3.0, mmsegmentation 1.2.2, mmpretrain 1.2.0, timm 1.0.31"
 if py_ok "
-import mmdet, mmseg, mmpretrain
-assert (mmdet.__version__, mmseg.__version__, mmpretrain.__version__) == ('3.3.0', '1.2.2', '1.2.0')"; then
+import mmdet, mmseg, mmpretrain, timm
+assert (mmdet.__version__, mmseg.__version__, mmpretrain.__version__) == ('3.3.0', '1.2.2', '1.2.0')
+assert timm.__version__ == '1.0.31', timm.__version__"; then
     done_step "already installed"
 else
     # mmcv is installed above; keep pip from trying to replace it.
     "${PIP[@]}" install -r "$ROOT/requirements/tasks.txt" "mmcv==${MMCV_VERSION}" \
         "torch==$("$PY" -c 'import torch; print(torch.__version__.split("+")[0])')" \
-        || die "could not install mmdet/mmseg/mmpretrain"
+        || die "could not install mmdet/mmseg/mmpretrain/timm"
     done_step "installed"
 fi
 
@@ -167,11 +168,12 @@ fi
 
 log "checking the stack"
 (cd / && "$PY" -) <<'EOF' || die "the stack check failed"
-import torch, torchvision, mmengine, mmcv, mmdet, mmseg, mmpretrain, mmvheat
+import torch, torchvision, mmengine, mmcv, mmdet, mmseg, mmpretrain, mmvheat, timm
+import mmvheat.timm  # noqa: F401 (vheat_* in timm's registry)
 from mmcv.ops import nms, RoIAlign  # noqa: F401 (compiled ops)
 for name, mod in [('torch', torch), ('torchvision', torchvision), ('mmengine', mmengine),
                   ('mmcv', mmcv), ('mmdet', mmdet), ('mmseg', mmseg),
-                  ('mmpretrain', mmpretrain), ('mmvheat', mmvheat)]:
+                  ('mmpretrain', mmpretrain), ('timm', timm), ('mmvheat', mmvheat)]:
     print(f'  {name:12s} {mod.__version__}')
 print(f'  mmcv.ops     compiled ops ok')
 EOF

@@ -1,9 +1,8 @@
-import re
 
 import pytest
 import torch
 
-from conftest import rel_err
+from conftest import randomise, rel_err  # noqa: F401 (re-exported)
 from mmvheat.models import VHeat
 from reference_vheat import ReferenceVHeat
 
@@ -11,20 +10,6 @@ from reference_vheat import ReferenceVHeat
 # and layer scale on, so both block variants are covered across the tests.
 SMALL = dict(depths=[1, 2, 1, 1], dims=16, post_norm=True, layer_scale=0.5)
 SMALL_PRE = dict(depths=[1, 1, 2, 1], dims=[8, 16, 24, 32])
-
-
-def randomise(model: torch.nn.Module) -> dict:
-    """Give every tensor distinct random values (LN, gammas, biases too)."""
-    sd = model.state_dict()
-    g = torch.Generator().manual_seed(1)
-    for key, value in sd.items():
-        noise = torch.randn(value.shape, generator=g) * 0.1
-        if key.endswith('norm.weight') or re.search(r'norm\d?(\.1)?\.weight$',
-                                                    key) or 'gamma' in key:
-            noise = noise + 1
-        value.copy_(noise)
-    model.load_state_dict(sd)
-    return sd
 
 
 def reference_for(model: VHeat, **kwargs) -> ReferenceVHeat:
