@@ -10,7 +10,9 @@ to its statistics methods). Resuming a run then fails.
 with one that keeps ``weights_only=True`` but allows exactly those types (and
 a ``getattr`` that only resolves HistoryBuffer's statistics methods), and
 reads the yacs ``CfgNode`` in the authors' classification files as a plain
-dict (:class:`InertCfgNode`). Nothing is changed for other callers of ``torch.load``. Files that still need full
+dict (:class:`InertCfgNode`); ``http(s)://`` checkpoints take the same
+loader after a cached download (:mod:`mmvheat.download`). Nothing is changed
+for other callers of ``torch.load``. Files that still need full
 unpickling are refused with an explanation; set ``MMVHEAT_UNSAFE_LOAD=1``
 only for files you trust.
 """
@@ -21,6 +23,8 @@ from typing import Any, Callable, List
 
 import numpy as np
 import torch
+
+from mmvheat.download import download_checkpoint
 
 __all__ = [
     'InertCfgNode', 'UnsafeCheckpointError', 'install_torch_load_fix',
@@ -136,17 +140,27 @@ def _load_from_local(filename: str, map_location=None) -> Any:
     return safe_torch_load(filename, map_location=map_location)
 
 
+def _load_from_url(filename: str, map_location=None) -> Any:
+    return safe_torch_load(download_checkpoint(filename),
+                           map_location=map_location)
+
+
 _installed = False
 
 
 def install_torch_load_fix() -> None:
-    """Route mmengine's local checkpoint loading through
-    :func:`safe_torch_load` (resume, ``load_checkpoint``, ``Pretrained``
-    init). Idempotent; called when ``mmvheat.models`` is imported."""
+    """Route mmengine's checkpoint loading of local files and of
+    ``http(s)://`` URLs through :func:`safe_torch_load` (resume,
+    ``load_from``, ``load_checkpoint``, ``Pretrained`` init). URLs are
+    downloaded once into mmvheat's cache (:mod:`mmvheat.download`) instead
+    of by mmengine's ``load_url``, which unpickles with torch's defaults.
+    Idempotent; called when ``mmvheat.models`` is imported."""
     global _installed
     if _installed:
         return
     from mmengine.runner.checkpoint import CheckpointLoader
     CheckpointLoader.register_scheme(
         prefixes='', loader=_load_from_local, force=True)
+    CheckpointLoader.register_scheme(
+        prefixes=('http://', 'https://'), loader=_load_from_url, force=True)
     _installed = True

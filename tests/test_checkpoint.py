@@ -2,18 +2,17 @@
 
 The fixtures build files in the authors' formats: an official classification
 file (``model``, ``model_ema``, optimizer, scaler, and the trainer's yacs
-``CfgNode`` under ``config``, pickled from a stand-in ``yacs.config`` module
-that is removed again before loading), an mmdet-style and a bare file.
+``CfgNode`` under ``config``: ``conftest.save_official_checkpoint``), an
+mmdet-style and a bare file.
 """
 import subprocess
 import sys
-import types
 from collections import OrderedDict
 
 import pytest
 import torch
 
-from conftest import rel_err
+from conftest import rel_err, save_official_checkpoint
 from mmvheat.checkpoint import (CheckpointError, adapt_freq_embeds,
                                 convert_checkpoint, load_backbone_weights)
 from mmvheat.compat import safe_torch_load
@@ -24,27 +23,6 @@ ARCH = dict(depths=[1, 1, 2, 1], dims=8, post_norm=True, layer_scale=0.1)
 DEPTHS, DIMS = [1, 1, 2, 1], [8, 16, 32, 64]
 ROOT = __import__('os').path.dirname(
     __import__('os').path.dirname(__import__('os').path.abspath(__file__)))
-
-
-def make_fake_yacs():
-    """A module that pickles like yacs' CfgNode (a dict subclass with its
-    flags in __dict__, including a set)."""
-    yacs = types.ModuleType('yacs')
-    config = types.ModuleType('yacs.config')
-
-    class CfgNode(dict):
-
-        def __init__(self, init=None):
-            super().__init__(init or {})
-            self.__dict__['__immutable__'] = False
-            self.__dict__['__deprecated_keys__'] = set()
-            self.__dict__['__new_allowed__'] = False
-
-    CfgNode.__module__ = 'yacs.config'
-    CfgNode.__qualname__ = 'CfgNode'
-    config.CfgNode = CfgNode
-    yacs.config = config
-    return yacs, config
 
 
 def official_model(num_classes=10, seed=0):
@@ -63,18 +41,10 @@ def official_file(tmp_path_factory):
     opt = torch.optim.AdamW(model.parameters())
     model(torch.randn(1, 3, 64, 64)).sum().backward()
     opt.step()
-    yacs, config = make_fake_yacs()
-    sys.modules['yacs'], sys.modules['yacs.config'] = yacs, config
-    try:
-        cfg = config.CfgNode({'MODEL': config.CfgNode({'TYPE': 'vheat'}),
-                              'DATA': config.CfgNode({'IMG_SIZE': 224})})
-        torch.save(
-            dict(model=model.state_dict(), model_ema=ema.state_dict(),
-                 optimizer=opt.state_dict(), lr_scheduler={'last_epoch': 3},
-                 max_accuracy=81.5, scaler={'scale': 65536.0}, epoch=299,
-                 config=cfg), path)
-    finally:
-        del sys.modules['yacs'], sys.modules['yacs.config']
+    save_official_checkpoint(
+        path, model=model.state_dict(), model_ema=ema.state_dict(),
+        optimizer=opt.state_dict(), lr_scheduler={'last_epoch': 3},
+        max_accuracy=81.5, scaler={'scale': 65536.0}, epoch=299)
     return path, model.state_dict(), ema.state_dict()
 
 

@@ -23,20 +23,24 @@ CONFIGS = sorted(
 TINY_ARCH = dict(depths=[1, 1, 1, 1], dims=8)
 TINY_DIMS = [8, 16, 32, 64]
 
-EXPECTED = {  # config name -> (arch, drop_path_rate, img_size)
-    'vheat-tiny_16xb128_in1k': ('tiny', 0.1, 224),
-    'vheat-small_16xb128_in1k': ('small', 0.3, 224),
-    'vheat-base_16xb128_in1k': ('base', 0.5, 224),
-    'mask-rcnn_vheat-t_fpn_1x_coco': ('tiny', 0.1, 512),
-    'mask-rcnn_vheat-s_fpn_1x_coco': ('small', 0.3, 512),
-    'mask-rcnn_vheat-b_fpn_1x_coco': ('base', 0.5, 512),
-    'mask-rcnn_vheat-t_fpn_ms-crop-3x_coco': ('tiny', 0.2, 224),
-    'mask-rcnn_vheat-s_fpn_ms-crop-3x_coco': ('small', 0.4, 512),
-    'vheat-tiny_upernet_8xb2-160k_ade20k-512x512': ('tiny', 0.3, 512),
-    'vheat-small_upernet_8xb2-160k_ade20k-512x512': ('small', 0.4, 512),
-    'vheat-base_upernet_8xb2-160k_ade20k-512x512': ('base', 0.5, 512),
+CLS_URL = ('https://github.com/MzeroMiko/vHeat/releases/download/vheatcls/'
+           'vHeat_{}.pth')
+T, S, B = (CLS_URL.format(a) for a in ('tiny', 'small', 'base'))
+# config name -> (arch, drop_path_rate, img_size, backbone checkpoint)
+EXPECTED = {
+    'vheat-tiny_16xb128_in1k': ('tiny', 0.1, 224, None),
+    'vheat-small_16xb128_in1k': ('small', 0.3, 224, None),
+    'vheat-base_16xb128_in1k': ('base', 0.5, 224, None),
+    'mask-rcnn_vheat-t_fpn_1x_coco': ('tiny', 0.1, 512, T),
+    'mask-rcnn_vheat-s_fpn_1x_coco': ('small', 0.3, 512, S),
+    'mask-rcnn_vheat-b_fpn_1x_coco': ('base', 0.5, 512, B),
+    'mask-rcnn_vheat-t_fpn_ms-crop-3x_coco': ('tiny', 0.2, 224, T),
+    'mask-rcnn_vheat-s_fpn_ms-crop-3x_coco': ('small', 0.4, 512, S),
+    'vheat-tiny_upernet_8xb2-160k_ade20k-512x512': ('tiny', 0.3, 512, T),
+    # no small UperNet was released; the small ImageNet file is public
+    'vheat-small_upernet_8xb2-160k_ade20k-512x512': ('small', 0.4, 512, S),
+    'vheat-base_upernet_8xb2-160k_ade20k-512x512': ('base', 0.5, 512, B),
 }
-
 
 def load(path) -> Config:
     return Config.fromfile(osp.join(ROOT, path))
@@ -60,12 +64,13 @@ def test_all_configs_found():
 def test_config_builds(path):
     cfg = load(path)
     name = osp.splitext(osp.basename(path))[0]
-    arch, dpr, img_size = EXPECTED[name]
+    arch, dpr, img_size, checkpoint = EXPECTED[name]
     assert cfg.custom_imports.imports == ['mmvheat.models']
     assert 'checkpoint' in cfg and 'data_root' in cfg
     bb = cfg.model.backbone
     assert (bb.arch, bb.drop_path_rate, bb.img_size) == (arch, dpr, img_size)
-    assert bb.init_cfg == dict(type='Pretrained', checkpoint=cfg.checkpoint)
+    assert cfg.checkpoint == checkpoint
+    assert bb.init_cfg == dict(type='Pretrained', checkpoint=checkpoint)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         assert cfg[loader].dataset.data_root == cfg.data_root
     model = build(cfg)
@@ -83,6 +88,18 @@ def test_config_builds(path):
     else:
         assert cfg.model.head.in_channels == dims[3]
         assert backbone.out_indices == (3, )
+
+
+def test_demo_configs_train_from_scratch_offline():
+    """The demo configs inherit the task configs but never name weights to
+    download (reduced archs; the demo runs offline)."""
+    demos = glob.glob(osp.join(ROOT, 'configs', 'demo', '*.py'))
+    assert len(demos) == 3
+    for path in demos:
+        cfg = Config.fromfile(path)
+        assert cfg.checkpoint is None, path
+        assert cfg.model.backbone.init_cfg.checkpoint is None, path
+        assert cfg.get('load_from') is None, path
 
 
 def test_recipes():
@@ -121,8 +138,10 @@ def test_recipes():
 
 def shrink(cfg: Config, **arch) -> Config:
     """Tiny backbone (and heads) for CPU steps; the config file is
-    untouched. ``arch`` adds post_norm/layer_scale to the tiny arch."""
+    untouched. ``arch`` adds post_norm/layer_scale to the tiny arch; the
+    released ImageNet weights (a URL) would not fit it: random init."""
     cfg.model.backbone.arch = dict(TINY_ARCH, **arch)
+    cfg.model.backbone.init_cfg.checkpoint = None
     cfg.model.backbone.img_size = 64
     if cfg.default_scope == 'mmdet':
         cfg.model.neck.in_channels = TINY_DIMS

@@ -7,6 +7,7 @@ from conftest import REPO_ROOT
 
 PACKAGE = os.path.join(REPO_ROOT, 'mmvheat')
 MODEL_CODE = ('mmvheat.ops', 'mmvheat.models', 'mmvheat.checkpoint',
+              'mmvheat.download',
               'mmvheat.registry', 'mmvheat.compat')
 
 
