@@ -29,7 +29,8 @@ from typing import Dict, Iterable, Optional, Tuple
 import torch
 from mmengine.logging import print_log
 
-from mmvheat.compat import UnsafeCheckpointError, safe_torch_load
+from mmvheat.compat import (UnsafeCheckpointError, official_classifier_keys,
+                            safe_torch_load)
 from mmvheat.download import download_checkpoint, is_url
 from mmvheat.ops import fve_grid_for, resize_freq_embed
 from mmvheat.version import __version__
@@ -167,19 +168,12 @@ def classifier_state_dict(weights: dict) -> dict:
     """
     if any(k.startswith('backbone.') for k in weights):
         return OrderedDict(weights)
-    out = OrderedDict()
-    for key, value in weights.items():
-        if key.startswith('classifier.0.'):
-            key = 'backbone.outnorm3.' + key[len('classifier.0.'):]
-        elif key.startswith('classifier.3.'):
-            key = 'head.fc.' + key[len('classifier.3.'):]
-        elif key.startswith('classifier.'):
-            raise CheckpointError(f'unexpected classifier key {key!r} (the '
-                                  'official head has classifier.0 and .3)')
-        else:
-            key = 'backbone.' + key
-        out[key] = value
-    return out
+    odd = [k for k in weights if k.startswith('classifier.')
+           and not k.startswith(('classifier.0.', 'classifier.3.'))]
+    if odd:
+        raise CheckpointError(f'unexpected classifier key {odd[0]!r} (the '
+                              'official head has classifier.0 and .3)')
+    return official_classifier_keys(weights)
 
 
 def adapt_freq_embeds(state: dict,

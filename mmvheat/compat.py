@@ -23,12 +23,13 @@ from typing import Any, Callable, List
 
 import numpy as np
 import torch
+from mmengine.logging import print_log
 
 from mmvheat.download import download_checkpoint
 
 __all__ = [
     'InertCfgNode', 'UnsafeCheckpointError', 'install_torch_load_fix',
-    'mmengine_safe_globals', 'safe_torch_load'
+    'mmengine_safe_globals', 'official_classifier_keys', 'safe_torch_load'
 ]
 
 UNSAFE_ENV = 'MMVHEAT_UNSAFE_LOAD'
@@ -133,16 +134,59 @@ def safe_torch_load(filename: str, map_location=None) -> Any:
                 f'{UNSAFE_ENV}=1 to load it with full unpickling.') from err
 
 
+def official_classifier_keys(weights: dict) -> 'OrderedDict':
+    """The authors' classifier keys in mmpretrain's ``ImageClassifier``
+    layout: ``classifier.0.*`` (the head LayerNorm) -> ``backbone.outnorm3.*``,
+    ``classifier.3.*`` (the Linear) -> ``head.fc.*``, the rest ->
+    ``backbone.*``. Other ``classifier.*`` keys are left as they are."""
+    out = OrderedDict()
+    for key, value in weights.items():
+        if key.startswith('classifier.0.'):
+            key = 'backbone.outnorm3.' + key[len('classifier.0.'):]
+        elif key.startswith('classifier.3.'):
+            key = 'head.fc.' + key[len('classifier.3.'):]
+        elif not key.startswith('classifier.'):
+            key = 'backbone.' + key
+        out[key] = value
+    return out
+
+
+def _is_official_vheat(ckpt: Any) -> bool:
+    """An authors' vHeat classification file: weights under ``model``, no
+    ``state_dict``, the vHeat stem and head keys."""
+    if not isinstance(ckpt, dict) or 'state_dict' in ckpt:
+        return False
+    model = ckpt.get('model')
+    return isinstance(model, dict) and {
+        'patch_embed.conv1.weight', 'freq_embed.0', 'classifier.3.weight'
+    } <= set(model)
+
+
+def _with_state_dict(ckpt: Any, source: str) -> Any:
+    """mmengine reads weights from ``state_dict`` only; give the authors'
+    classification files one (mmpretrain layout), so ``load_from``,
+    ``tools/test.py`` and mmpretrain's tools take them as they are."""
+    if _is_official_vheat(ckpt):
+        ckpt['state_dict'] = official_classifier_keys(ckpt['model'])
+        print_log(f'{source}: the authors\' vHeat classification layout; '
+                  "reading its 'model' weights as an ImageClassifier's "
+                  '(classifier.0 -> backbone.outnorm3, classifier.3 -> '
+                  'head.fc)', logger='current')
+    return ckpt
+
+
 def _load_from_local(filename: str, map_location=None) -> Any:
     filename = os.path.expanduser(filename)
     if not os.path.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
-    return safe_torch_load(filename, map_location=map_location)
+    return _with_state_dict(
+        safe_torch_load(filename, map_location=map_location), filename)
 
 
 def _load_from_url(filename: str, map_location=None) -> Any:
-    return safe_torch_load(download_checkpoint(filename),
-                           map_location=map_location)
+    return _with_state_dict(
+        safe_torch_load(download_checkpoint(filename),
+                        map_location=map_location), filename)
 
 
 _installed = False
@@ -154,7 +198,10 @@ def install_torch_load_fix() -> None:
     ``load_from``, ``load_checkpoint``, ``Pretrained`` init). URLs are
     downloaded once into mmvheat's cache (:mod:`mmvheat.download`) instead
     of by mmengine's ``load_url``, which unpickles with torch's defaults.
-    Idempotent; called when ``mmvheat.models`` is imported."""
+    The authors' classification files also get a ``state_dict`` in
+    mmpretrain's layout (their weights are under ``model``, which mmengine
+    does not read). Idempotent; called when ``mmvheat.models`` is
+    imported."""
     global _installed
     if _installed:
         return

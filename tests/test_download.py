@@ -280,3 +280,29 @@ def test_tools_test_with_a_released_detection_url(checkpoint_server,
     cached = torch.load(tmp_path / 'cache' / 'vHeat_tiny_det.pth')
     assert torch.equal(cached['state_dict']['backbone.outnorm1.weight'],
                        state['backbone.outnorm1.weight'])
+
+
+def test_load_from_url_into_mmpretrain_classifier(checkpoint_server,
+                                                  official_cls):
+    """`load_from=URL` / `tools/test.py CLS_CONFIG URL`: mmengine's loader
+    reads the authors' classification file (weights under 'model') in
+    mmpretrain's layout, every key of the classifier filled."""
+    from mmengine.registry import DefaultScope
+    from mmengine.runner import load_checkpoint
+    from mmpretrain.registry import MODELS
+    local, weights = official_cls
+    url = checkpoint_server.serve_file(CLS_PATH, local)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(dict(
+            type='ImageClassifier',
+            backbone=dict(type='mmvheat.VHeat', arch=ARCH, img_size=64,
+                          out_indices=(3, )),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=10, in_channels=64)))
+    load_checkpoint(model, url, strict=True)  # raises on any missing key
+    state = model.state_dict()
+    assert torch.equal(state['head.fc.weight'], weights['classifier.3.weight'])
+    assert torch.equal(state['backbone.outnorm3.bias'],
+                       weights['classifier.0.bias'])
+    assert torch.equal(state['backbone.freq_embed.3'], weights['freq_embed.3'])
+    assert checkpoint_server.requests == [CLS_PATH]
