@@ -167,6 +167,7 @@ def _fetch(url: str, dst: str, progress: bool) -> None:
             raise DownloadError(
                 f'{url}: sha256 {sha.hexdigest()} does not start with '
                 f'{hash_match.group(1)}, the prefix in its file name')
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache
         os.replace(tmp, dst)
     except DownloadError as err:
         raise DownloadError(f'{err}. Nothing was cached. '
