@@ -29,7 +29,9 @@ from typing import Dict, Iterable, Optional, Tuple
 import torch
 from mmengine.logging import print_log
 
-from mmvheat.compat import UnsafeCheckpointError, safe_torch_load
+from mmvheat.compat import (UnsafeCheckpointError, official_classifier_keys,
+                            safe_torch_load)
+from mmvheat.download import download_checkpoint, is_url
 from mmvheat.ops import fve_grid_for, resize_freq_embed
 from mmvheat.version import __version__
 
@@ -48,30 +50,38 @@ class CheckpointError(RuntimeError):
 
 
 def read_checkpoint(path: str, map_location='cpu') -> dict:
-    """Load a checkpoint file safely (``weights_only=True``).
+    """Load a checkpoint file or URL safely (``weights_only=True``).
 
     Args:
-        path (str): Local file.
+        path (str): A local file, or an ``http(s)://`` URL: downloaded once
+            into the cache (see :mod:`mmvheat.download`), then read as a
+            local file.
         map_location: As for ``torch.load``. Defaults to 'cpu'.
 
     Returns:
         dict: The file's top-level dict.
     """
-    path = osp.expanduser(str(path))
+    path = str(path)
+    origin = ''
+    if is_url(path):
+        url, path = path, download_checkpoint(path)
+        origin = (f' (the cached download of {url}; delete it to download '
+                  'again)')
+    path = osp.expanduser(path)
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint file not found: {path}')
     if not zipfile.is_zipfile(path):
         raise CheckpointError(
-            f'could not read {path} as a torch checkpoint: it is not in '
-            "torch's zip format (a corrupt or truncated download, or a file "
-            'from torch < 1.6: re-save it with a current torch)')
+            f'could not read {path}{origin} as a torch checkpoint: it is not '
+            "in torch's zip format (a corrupt or truncated download, or a "
+            'file from torch < 1.6: re-save it with a current torch)')
     try:
         ckpt = safe_torch_load(path, map_location=map_location)
     except UnsafeCheckpointError:
         raise
     except Exception as err:  # truncated, corrupt or not a torch file
         raise CheckpointError(
-            f'could not read {path} as a torch checkpoint: '
+            f'could not read {path}{origin} as a torch checkpoint: '
             f'{type(err).__name__}: {err}') from err
     if not isinstance(ckpt, dict):
         raise CheckpointError(f'{path} holds a {type(ckpt).__name__}, not a '
@@ -158,19 +168,12 @@ def classifier_state_dict(weights: dict) -> dict:
     """
     if any(k.startswith('backbone.') for k in weights):
         return OrderedDict(weights)
-    out = OrderedDict()
-    for key, value in weights.items():
-        if key.startswith('classifier.0.'):
-            key = 'backbone.outnorm3.' + key[len('classifier.0.'):]
-        elif key.startswith('classifier.3.'):
-            key = 'head.fc.' + key[len('classifier.3.'):]
-        elif key.startswith('classifier.'):
-            raise CheckpointError(f'unexpected classifier key {key!r} (the '
-                                  'official head has classifier.0 and .3)')
-        else:
-            key = 'backbone.' + key
-        out[key] = value
-    return out
+    odd = [k for k in weights if k.startswith('classifier.')
+           and not k.startswith(('classifier.0.', 'classifier.3.'))]
+    if odd:
+        raise CheckpointError(f'unexpected classifier key {odd[0]!r} (the '
+                              'official head has classifier.0 and .3)')
+    return official_classifier_keys(weights)
 
 
 def adapt_freq_embeds(state: dict,
@@ -248,7 +251,7 @@ def load_backbone_weights(model: torch.nn.Module,
 
     Args:
         model (VHeat): The backbone.
-        checkpoint (str): Path to the file.
+        checkpoint (str): Path to the file, or an http(s) URL.
         use_ema (bool): Official files: take ``model_ema``.
             Defaults to False.
         fve_mode (str): 'pad' or 'bicubic'. Defaults to 'pad'.
@@ -320,7 +323,8 @@ def convert_checkpoint(src: str,
 
     Args:
         src (str): Any vHeat checkpoint (official, mmengine, bare; an
-            already-converted file converts to itself).
+            already-converted file converts to itself), a path or an
+            http(s) URL.
         dst (str): Output path.
         use_ema (bool): Official files: take ``model_ema``.
             Defaults to False.
@@ -358,7 +362,7 @@ def convert_checkpoint(src: str,
                         for k, v in state.items())
     meta = dict(
         mmvheat_version=__version__,
-        converted_from=osp.basename(str(src)),
+        converted_from=str(src) if is_url(src) else osp.basename(str(src)),
         source_format=fmt,
         weights='model_ema' if use_ema else 'model',
         layout='backbone' if backbone_only else 'classifier',

@@ -10,7 +10,9 @@ to its statistics methods). Resuming a run then fails.
 with one that keeps ``weights_only=True`` but allows exactly those types (and
 a ``getattr`` that only resolves HistoryBuffer's statistics methods), and
 reads the yacs ``CfgNode`` in the authors' classification files as a plain
-dict (:class:`InertCfgNode`). Nothing is changed for other callers of ``torch.load``. Files that still need full
+dict (:class:`InertCfgNode`); ``http(s)://`` checkpoints take the same
+loader after a cached download (:mod:`mmvheat.download`). Nothing is changed
+for other callers of ``torch.load``. Files that still need full
 unpickling are refused with an explanation; set ``MMVHEAT_UNSAFE_LOAD=1``
 only for files you trust.
 """
@@ -21,10 +23,13 @@ from typing import Any, Callable, List
 
 import numpy as np
 import torch
+from mmengine.logging import print_log
+
+from mmvheat.download import download_checkpoint
 
 __all__ = [
     'InertCfgNode', 'UnsafeCheckpointError', 'install_torch_load_fix',
-    'mmengine_safe_globals', 'safe_torch_load'
+    'mmengine_safe_globals', 'official_classifier_keys', 'safe_torch_load'
 ]
 
 UNSAFE_ENV = 'MMVHEAT_UNSAFE_LOAD'
@@ -129,24 +134,80 @@ def safe_torch_load(filename: str, map_location=None) -> Any:
                 f'{UNSAFE_ENV}=1 to load it with full unpickling.') from err
 
 
+def official_classifier_keys(weights: dict) -> 'OrderedDict':
+    """The authors' classifier keys in mmpretrain's ``ImageClassifier``
+    layout: ``classifier.0.*`` (the head LayerNorm) -> ``backbone.outnorm3.*``,
+    ``classifier.3.*`` (the Linear) -> ``head.fc.*``, the rest ->
+    ``backbone.*``. Other ``classifier.*`` keys are left as they are."""
+    out = OrderedDict()
+    for key, value in weights.items():
+        if key.startswith('classifier.0.'):
+            key = 'backbone.outnorm3.' + key[len('classifier.0.'):]
+        elif key.startswith('classifier.3.'):
+            key = 'head.fc.' + key[len('classifier.3.'):]
+        elif not key.startswith('classifier.'):
+            key = 'backbone.' + key
+        out[key] = value
+    return out
+
+
+def _is_official_vheat(ckpt: Any) -> bool:
+    """An authors' vHeat classification file: weights under ``model``, no
+    ``state_dict``, the vHeat stem and head keys."""
+    if not isinstance(ckpt, dict) or 'state_dict' in ckpt:
+        return False
+    model = ckpt.get('model')
+    return isinstance(model, dict) and {
+        'patch_embed.conv1.weight', 'freq_embed.0', 'classifier.3.weight'
+    } <= set(model)
+
+
+def _with_state_dict(ckpt: Any, source: str) -> Any:
+    """mmengine reads weights from ``state_dict`` only; give the authors'
+    classification files one (mmpretrain layout), so ``load_from``,
+    ``tools/test.py`` and mmpretrain's tools take them as they are."""
+    if _is_official_vheat(ckpt):
+        ckpt['state_dict'] = official_classifier_keys(ckpt['model'])
+        print_log(f'{source}: the authors\' vHeat classification layout; '
+                  "reading its 'model' weights as an ImageClassifier's "
+                  '(classifier.0 -> backbone.outnorm3, classifier.3 -> '
+                  'head.fc)', logger='current')
+    return ckpt
+
+
 def _load_from_local(filename: str, map_location=None) -> Any:
     filename = os.path.expanduser(filename)
     if not os.path.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
-    return safe_torch_load(filename, map_location=map_location)
+    return _with_state_dict(
+        safe_torch_load(filename, map_location=map_location), filename)
+
+
+def _load_from_url(filename: str, map_location=None) -> Any:
+    return _with_state_dict(
+        safe_torch_load(download_checkpoint(filename),
+                        map_location=map_location), filename)
 
 
 _installed = False
 
 
 def install_torch_load_fix() -> None:
-    """Route mmengine's local checkpoint loading through
-    :func:`safe_torch_load` (resume, ``load_checkpoint``, ``Pretrained``
-    init). Idempotent; called when ``mmvheat.models`` is imported."""
+    """Route mmengine's checkpoint loading of local files and of
+    ``http(s)://`` URLs through :func:`safe_torch_load` (resume,
+    ``load_from``, ``load_checkpoint``, ``Pretrained`` init). URLs are
+    downloaded once into mmvheat's cache (:mod:`mmvheat.download`) instead
+    of by mmengine's ``load_url``, which unpickles with torch's defaults.
+    The authors' classification files also get a ``state_dict`` in
+    mmpretrain's layout (their weights are under ``model``, which mmengine
+    does not read). Idempotent; called when ``mmvheat.models`` is
+    imported."""
     global _installed
     if _installed:
         return
     from mmengine.runner.checkpoint import CheckpointLoader
     CheckpointLoader.register_scheme(
         prefixes='', loader=_load_from_local, force=True)
+    CheckpointLoader.register_scheme(
+        prefixes=('http://', 'https://'), loader=_load_from_url, force=True)
     _installed = True

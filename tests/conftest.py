@@ -1,7 +1,12 @@
+import http.server
 import os
 import re
 import sys
+import tempfile
+import threading
+import time
 import types
+import urllib.parse
 
 import pytest
 import torch
@@ -12,6 +17,15 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(__file__))
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
+
+# The suite never downloads: a checkpoint URL that a test (or a tool it runs
+# in a subprocess, which inherits this environment) did not override fails
+# with mmvheat's offline error instead of fetching the released weights, and
+# the user's real cache is never read. Tests of the downloader set their own
+# cache folder and lift the ban for a local server (``checkpoint_server``).
+os.environ['MMVHEAT_OFFLINE'] = '1'
+os.environ['MMVHEAT_CACHE_DIR'] = os.path.join(tempfile.gettempdir(),
+                                               'mmvheat-tests-no-cache')
 
 
 @pytest.fixture(autouse=True)
@@ -38,8 +52,8 @@ def randomise(model: torch.nn.Module) -> dict:
     return sd
 
 
-def make_fake_yacs():
-    """A module that pickles like yacs' CfgNode (a dict subclass with its
+def _fake_yacs():
+    """Modules that pickle like yacs' CfgNode (a dict subclass with its
     flags in __dict__, including a set)."""
     yacs = types.ModuleType('yacs')
     config = types.ModuleType('yacs.config')
@@ -59,22 +73,93 @@ def make_fake_yacs():
     return yacs, config
 
 
-def save_official_checkpoint(path, model: dict, model_ema: dict = None,
-                             **extra) -> None:
-    """Write a file as the authors' trainer does: weights under ``model``
-    (and ``model_ema``), its state, and the yacs ``CfgNode`` under
-    ``config``, pickled from a stand-in ``yacs.config`` module that is
-    removed again afterwards."""
-    yacs, config = make_fake_yacs()
+def save_official_checkpoint(path, **entries) -> None:
+    """``torch.save`` a file in the layout of the authors' classification
+    checkpoints: ``entries`` (``model=state_dict``, ``model_ema``, ...) plus
+    the trainer's yacs ``CfgNode`` under ``config``, pickled from a stand-in
+    ``yacs.config`` module that is removed again before anything loads it."""
+    yacs, config = _fake_yacs()
     sys.modules['yacs'], sys.modules['yacs.config'] = yacs, config
     try:
         cfg = config.CfgNode({'MODEL': config.CfgNode({'TYPE': 'vheat'}),
                               'DATA': config.CfgNode({'IMG_SIZE': 224})})
-        ckpt = dict(model=model, lr_scheduler={'last_epoch': 3},
-                    max_accuracy=81.5, scaler={'scale': 65536.0}, epoch=299,
-                    config=cfg, **extra)
-        if model_ema is not None:
-            ckpt['model_ema'] = model_ema
-        torch.save(ckpt, path)
+        torch.save(dict(entries, config=cfg), path)
     finally:
         del sys.modules['yacs'], sys.modules['yacs.config']
+
+
+class _FileHandler(http.server.BaseHTTPRequestHandler):
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        server = self.server
+        path = urllib.parse.urlparse(self.path).path
+        server.requests.append(path)
+        time.sleep(server.delay_s)
+        body = server.files.get(path)
+        if body is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header('Content-Type', 'application/octet-stream')
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        cut = server.truncate.get(path)
+        self.wfile.write(body if cut is None else body[:cut])
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+class CheckpointServer:
+    """A real HTTP server on 127.0.0.1 (a free port) serving bytes by path.
+
+    ``files[path] = bytes`` serves them (other paths: 404);
+    ``truncate[path] = n`` sends the full ``Content-Length`` but only ``n``
+    bytes; ``delay_s`` waits before each answer; ``requests`` lists the
+    requested paths.
+    """
+
+    def __init__(self):
+        self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
+                                                     _FileHandler)
+        self.httpd.files, self.httpd.truncate = {}, {}
+        self.httpd.requests, self.httpd.delay_s = [], 0.0
+        self.files, self.truncate = self.httpd.files, self.httpd.truncate
+        self.requests = self.httpd.requests
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+
+    @property
+    def delay_s(self) -> float:
+        return self.httpd.delay_s
+
+    @delay_s.setter
+    def delay_s(self, value: float) -> None:
+        self.httpd.delay_s = value
+
+    def url(self, path: str) -> str:
+        return f'http://127.0.0.1:{self.httpd.server_address[1]}{path}'
+
+    def serve_file(self, path: str, filename) -> str:
+        """Serve a local file's bytes at ``path``; returns its URL."""
+        with open(filename, 'rb') as f:
+            self.files[path] = f.read()
+        return self.url(path)
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def checkpoint_server(tmp_path, monkeypatch):
+    """A :class:`CheckpointServer`, with downloads allowed and mmvheat's
+    cache in ``tmp_path / 'cache'`` (``MMVHEAT_CACHE_DIR``) for the test."""
+    monkeypatch.setenv('MMVHEAT_CACHE_DIR', str(tmp_path / 'cache'))
+    monkeypatch.delenv('MMVHEAT_OFFLINE', raising=False)
+    server = CheckpointServer()
+    yield server
+    server.close()

@@ -2,8 +2,8 @@
 
 The fixtures build files in the authors' formats: an official classification
 file (``model``, ``model_ema``, optimizer, scaler, and the trainer's yacs
-``CfgNode`` under ``config``, pickled from a stand-in ``yacs.config`` module
-that is removed again before loading), an mmdet-style and a bare file.
+``CfgNode`` under ``config``: ``conftest.save_official_checkpoint``), an
+mmdet-style and a bare file.
 """
 import subprocess
 import sys
@@ -41,8 +41,10 @@ def official_file(tmp_path_factory):
     opt = torch.optim.AdamW(model.parameters())
     model(torch.randn(1, 3, 64, 64)).sum().backward()
     opt.step()
-    save_official_checkpoint(path, model.state_dict(), ema.state_dict(),
-                             optimizer=opt.state_dict())
+    save_official_checkpoint(
+        path, model=model.state_dict(), model_ema=ema.state_dict(),
+        optimizer=opt.state_dict(), lr_scheduler={'last_epoch': 3},
+        max_accuracy=81.5, scaler={'scale': 65536.0}, epoch=299)
     return path, model.state_dict(), ema.state_dict()
 
 

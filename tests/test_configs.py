@@ -2,7 +2,9 @@
 and predict step; the optimizer applies weight decay as the authors did."""
 import glob
 import importlib
+import importlib.util
 import os.path as osp
+import re
 
 import numpy as np
 import pytest
@@ -23,20 +25,24 @@ CONFIGS = sorted(
 TINY_ARCH = dict(depths=[1, 1, 1, 1], dims=8)
 TINY_DIMS = [8, 16, 32, 64]
 
-EXPECTED = {  # config name -> (arch, drop_path_rate, img_size)
-    'vheat-tiny_16xb128_in1k': ('tiny', 0.1, 224),
-    'vheat-small_16xb128_in1k': ('small', 0.3, 224),
-    'vheat-base_16xb128_in1k': ('base', 0.5, 224),
-    'mask-rcnn_vheat-t_fpn_1x_coco': ('tiny', 0.1, 512),
-    'mask-rcnn_vheat-s_fpn_1x_coco': ('small', 0.3, 512),
-    'mask-rcnn_vheat-b_fpn_1x_coco': ('base', 0.5, 512),
-    'mask-rcnn_vheat-t_fpn_ms-crop-3x_coco': ('tiny', 0.2, 224),
-    'mask-rcnn_vheat-s_fpn_ms-crop-3x_coco': ('small', 0.4, 512),
-    'vheat-tiny_upernet_8xb2-160k_ade20k-512x512': ('tiny', 0.3, 512),
-    'vheat-small_upernet_8xb2-160k_ade20k-512x512': ('small', 0.4, 512),
-    'vheat-base_upernet_8xb2-160k_ade20k-512x512': ('base', 0.5, 512),
+CLS_URL = ('https://github.com/MzeroMiko/vHeat/releases/download/vheatcls/'
+           'vHeat_{}.pth')
+T, S, B = (CLS_URL.format(a) for a in ('tiny', 'small', 'base'))
+# config name -> (arch, drop_path_rate, img_size, backbone checkpoint)
+EXPECTED = {
+    'vheat-tiny_16xb128_in1k': ('tiny', 0.1, 224, None),
+    'vheat-small_16xb128_in1k': ('small', 0.3, 224, None),
+    'vheat-base_16xb128_in1k': ('base', 0.5, 224, None),
+    'mask-rcnn_vheat-t_fpn_1x_coco': ('tiny', 0.1, 512, T),
+    'mask-rcnn_vheat-s_fpn_1x_coco': ('small', 0.3, 512, S),
+    'mask-rcnn_vheat-b_fpn_1x_coco': ('base', 0.5, 512, B),
+    'mask-rcnn_vheat-t_fpn_ms-crop-3x_coco': ('tiny', 0.2, 224, T),
+    'mask-rcnn_vheat-s_fpn_ms-crop-3x_coco': ('small', 0.4, 512, S),
+    'vheat-tiny_upernet_8xb2-160k_ade20k-512x512': ('tiny', 0.3, 512, T),
+    # no small UperNet was released; the small ImageNet file is public
+    'vheat-small_upernet_8xb2-160k_ade20k-512x512': ('small', 0.4, 512, S),
+    'vheat-base_upernet_8xb2-160k_ade20k-512x512': ('base', 0.5, 512, B),
 }
-
 
 def load(path) -> Config:
     return Config.fromfile(osp.join(ROOT, path))
@@ -60,12 +66,13 @@ def test_all_configs_found():
 def test_config_builds(path):
     cfg = load(path)
     name = osp.splitext(osp.basename(path))[0]
-    arch, dpr, img_size = EXPECTED[name]
+    arch, dpr, img_size, checkpoint = EXPECTED[name]
     assert cfg.custom_imports.imports == ['mmvheat.models']
     assert 'checkpoint' in cfg and 'data_root' in cfg
     bb = cfg.model.backbone
     assert (bb.arch, bb.drop_path_rate, bb.img_size) == (arch, dpr, img_size)
-    assert bb.init_cfg == dict(type='Pretrained', checkpoint=cfg.checkpoint)
+    assert cfg.checkpoint == checkpoint
+    assert bb.init_cfg == dict(type='Pretrained', checkpoint=checkpoint)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         assert cfg[loader].dataset.data_root == cfg.data_root
     model = build(cfg)
@@ -83,6 +90,18 @@ def test_config_builds(path):
     else:
         assert cfg.model.head.in_channels == dims[3]
         assert backbone.out_indices == (3, )
+
+
+def test_demo_configs_train_from_scratch_offline():
+    """The demo configs inherit the task configs but never name weights to
+    download (reduced archs; the demo runs offline)."""
+    demos = glob.glob(osp.join(ROOT, 'configs', 'demo', '*.py'))
+    assert len(demos) == 3
+    for path in demos:
+        cfg = Config.fromfile(path)
+        assert cfg.checkpoint is None, path
+        assert cfg.model.backbone.init_cfg.checkpoint is None, path
+        assert cfg.get('load_from') is None, path
 
 
 def test_recipes():
@@ -121,8 +140,10 @@ def test_recipes():
 
 def shrink(cfg: Config, **arch) -> Config:
     """Tiny backbone (and heads) for CPU steps; the config file is
-    untouched. ``arch`` adds post_norm/layer_scale to the tiny arch."""
+    untouched. ``arch`` adds post_norm/layer_scale to the tiny arch; the
+    released ImageNet weights (a URL) would not fit it: random init."""
     cfg.model.backbone.arch = dict(TINY_ARCH, **arch)
+    cfg.model.backbone.init_cfg.checkpoint = None
     cfg.model.backbone.img_size = 64
     if cfg.default_scope == 'mmdet':
         cfg.model.neck.in_channels = TINY_DIMS
@@ -260,12 +281,88 @@ def test_classification_weight_decay_as_authors():
         assert value == (0 if params[name].ndim == 1 else 0.08), name
 
 
-def test_metafiles_cover_every_config():
+RELEASED = re.compile(
+    r'^https://github\.com/MzeroMiko/vHeat/releases/download/'
+    r'(vheatcls|vheatdet|vheatseg)/vHeat_(tiny|small|base)'
+    r'(|_det|_det_ms3x|_seg)\.pth$')
+SUFFIX = {'vheatcls': ('',), 'vheatdet': ('_det', '_det_ms3x'),
+          'vheatseg': ('_seg',)}
+ARCH_IN_NAME = {'tiny': ('vheat-tiny', 'vheat-t_'),
+                'small': ('vheat-small', 'vheat-s_'),
+                'base': ('vheat-base', 'vheat-b_')}
+
+
+def test_model_index_and_metafiles():
+    """model-index.yml lists every metafile; every model's config exists
+    and its weights are the authors' release for that model."""
     import yaml
-    listed = []
-    for meta in glob.glob(osp.join(ROOT, 'configs', '*', 'metafile.yml')):
-        for model in yaml.safe_load(open(meta))['Models']:
+    index = yaml.safe_load(open(osp.join(ROOT, 'model-index.yml')))
+    metafiles = sorted(index['Import'])
+    assert metafiles == sorted(
+        osp.relpath(p, ROOT)
+        for p in glob.glob(osp.join(ROOT, 'configs', '*', 'metafile.yml')))
+    listed, weights = [], {}
+    for meta in metafiles:
+        data = yaml.safe_load(open(osp.join(ROOT, meta)))
+        collections = {c['Name'] for c in data['Collections']}
+        for model in data['Models']:
+            assert model['In Collection'] in collections, model
             assert osp.isfile(osp.join(ROOT, model['Config'])), model
+            assert osp.splitext(osp.basename(model['Config']))[0] == \
+                model['Name']
             assert model['Results'], model
             listed.append(model['Config'])
+            if 'Weights' in model:
+                weights[model['Name']] = model['Weights']
     assert sorted(listed) == CONFIGS
+    for name, url in weights.items():
+        match = RELEASED.match(url)
+        assert match, (name, url)
+        release, arch, suffix = match.groups()
+        assert any(tag in name for tag in ARCH_IN_NAME[arch]), (name, url)
+        assert suffix in SUFFIX[release], (name, url)
+        assert (suffix == '_det_ms3x') == ('3x' in name), (name, url)
+    # the ten released files, each once; no small UperNet was published
+    assert len(set(weights.values())) == len(weights) == 10
+    assert 'vheat-small_upernet_8xb2-160k_ade20k-512x512' not in weights
+
+def load_train_tool():
+    spec = importlib.util.spec_from_file_location(
+        'train_tool', osp.join(ROOT, 'tools', 'train.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_train_from_scratch_flag_and_cfg_option():
+    """`--no-pretrained` clears the config's ImageNet URL; so does
+    `--cfg-options model.backbone.init_cfg.checkpoint=None`."""
+    from mmvheat.utils import load_config
+    train = load_train_tool()
+    path = osp.join(ROOT, 'configs/detection/mask-rcnn_vheat-s_fpn_1x_coco.py')
+    args = train.parse_args([path, '--no-pretrained'])
+    cfg = train.apply_args(load_config(path), args)
+    assert cfg.model.backbone.init_cfg == dict(type='Pretrained',
+                                               checkpoint=None)
+    args = train.parse_args(
+        [path, '--cfg-options', 'model.backbone.init_cfg.checkpoint=None'])
+    cfg = load_config(path, args.cfg_options)
+    assert cfg.model.backbone.init_cfg.checkpoint is None
+    cfg = load_config(path)  # without either: the small ImageNet file
+    assert cfg.model.backbone.init_cfg.checkpoint.endswith('vHeat_small.pth')
+
+
+def test_clear_pretrained_walks_lists_and_nested_modules():
+    from mmvheat.utils import clear_pretrained
+    model = dict(
+        backbone=dict(init_cfg=dict(type='Pretrained', checkpoint='a.pth')),
+        heads=[dict(init_cfg=[dict(type='Normal', std=0.01),
+                              dict(type='Pretrained', checkpoint='b.pth')])],
+        neck=dict(init_cfg=dict(type='Pretrained', checkpoint=None)))
+    cleared = clear_pretrained(model)
+    assert cleared == ['model.backbone.init_cfg: a.pth',
+                       'model.heads[0].init_cfg[1]: b.pth']
+    assert model['backbone']['init_cfg']['checkpoint'] is None
+    assert model['heads'][0]['init_cfg'][1]['checkpoint'] is None
+    assert model['heads'][0]['init_cfg'][0] == dict(type='Normal', std=0.01)
+    assert clear_pretrained(model) == []

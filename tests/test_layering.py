@@ -8,6 +8,7 @@ from conftest import REPO_ROOT
 
 PACKAGE = os.path.join(REPO_ROOT, 'mmvheat')
 MODEL_CODE = ('mmvheat.ops', 'mmvheat.models', 'mmvheat.checkpoint',
+              'mmvheat.download',
               'mmvheat.registry', 'mmvheat.compat')
 # What model code (and `import mmvheat`) must never reach.
 NOT_FROM_MODEL_CODE = ('mmvheat.analysis', 'mmvheat.timm')

@@ -76,7 +76,8 @@ def official(tmp_path_factory):
     model = reference_classifier(POST, seed=0)
     ema = reference_classifier(POST, seed=1)
     path = tmp_path_factory.mktemp('timm') / 'vHeat_fake.pth'
-    save_official_checkpoint(path, model.state_dict(), ema.state_dict())
+    save_official_checkpoint(path, model=model.state_dict(),
+                             model_ema=ema.state_dict(), epoch=299)
     return str(path), model, ema
 
 
@@ -391,7 +392,7 @@ def test_errors(official, tmp_path):
     assert 'the file holds depths=[1, 2, 1, 1], dims=[16, 32, 64, 128]' in msg
     assert 'unexpected keys' in msg and 'shape mismatches' in msg
     # no EMA in the file; no file
-    save_official_checkpoint(tmp_path / 'no_ema.pth', to_official(
+    save_official_checkpoint(tmp_path / 'no_ema.pth', model=to_official(
         small(num_classes=10).state_dict()))
     with pytest.raises(CheckpointError, match='no EMA weights'):
         small(pretrained=True, num_classes=10, pretrained_use_ema=True,

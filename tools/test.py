@@ -2,6 +2,9 @@
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE]
         [--show-dir DIR] [--tta] [--cfg-options k=v ...] [--launcher pytorch]
+
+CHECKPOINT is a path or an http(s) URL (downloaded once into the cache, see
+mmvheat.download).
 """
 import argparse
 import os.path as osp
@@ -10,6 +13,7 @@ import warnings
 # mmengine imports pkg_resources (kept on purpose: setuptools<81).
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
+from mmvheat.download import is_url  # noqa: E402
 from mmvheat.utils import (add_common_args, build_runner,  # noqa: E402
                            check_data_paths, load_config, set_local_rank,
                            teardown_distributed)
@@ -18,7 +22,7 @@ from mmvheat.utils import (add_common_args, build_runner,  # noqa: E402
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test a vHeat model')
     parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('checkpoint', help='checkpoint file or http(s) URL')
     parser.add_argument(
         '--out', help='dump the raw predictions (a .pkl file; a directory '
         'for segmentation masks)')
@@ -86,7 +90,7 @@ def add_result_dump(cfg, out):
 
 def main(argv=None):
     args = parse_args(argv)
-    if not osp.isfile(args.checkpoint):
+    if not is_url(args.checkpoint) and not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     cfg = load_config(args.config, args.cfg_options, args.launcher,
                       args.work_dir)

@@ -1,7 +1,11 @@
 """Train a model from an mmpretrain, mmdet or mmseg config.
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-        [--auto-scale-lr] [--cfg-options k=v ...] [--launcher pytorch]
+        [--auto-scale-lr] [--no-pretrained] [--cfg-options k=v ...]
+        [--launcher pytorch]
+
+CKPT and the config's checkpoints may be paths or http(s) URLs (downloaded
+once into the cache, see mmvheat.download).
 """
 import argparse
 import logging
@@ -13,8 +17,8 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 from mmengine.logging import print_log  # noqa: E402
 
 from mmvheat.utils import (add_common_args, build_runner,  # noqa: E402
-                           check_data_paths, load_config, set_local_rank,
-                           teardown_distributed)
+                           check_data_paths, clear_pretrained, load_config,
+                           set_local_rank, teardown_distributed)
 
 
 def parse_args(argv=None):
@@ -25,14 +29,19 @@ def parse_args(argv=None):
         nargs='?',
         type=str,
         const='auto',
-        help='resume from CKPT, or from the latest checkpoint in the work '
-        'dir when no path is given')
+        help='resume from CKPT (a path or URL), or from the latest '
+        'checkpoint in the work dir when no path is given')
     parser.add_argument(
         '--amp', action='store_true', help='mixed precision training')
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
         help='scale the lr by the actual over the config\'s base batch size')
+    parser.add_argument(
+        '--no-pretrained',
+        action='store_true',
+        help='train from scratch: ignore the pretrained weights the config '
+        'names in its init_cfg (its `checkpoint`)')
     add_common_args(parser)
     args = parser.parse_args(argv)
     set_local_rank(args.local_rank)
@@ -40,7 +49,8 @@ def parse_args(argv=None):
 
 
 def apply_args(cfg, args):
-    """Apply --amp, --auto-scale-lr and --resume to the config."""
+    """Apply --amp, --auto-scale-lr, --no-pretrained and --resume to the
+    config."""
     if args.amp:
         wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if wrapper == 'AmpOptimWrapper':
@@ -57,6 +67,12 @@ def apply_args(cfg, args):
             raise RuntimeError('--auto-scale-lr needs `auto_scale_lr = '
                                'dict(base_batch_size=...)` in the config')
         cfg.auto_scale_lr.enable = True
+    if args.no_pretrained:
+        cleared = clear_pretrained(cfg.model)
+        print_log('--no-pretrained: training from scratch; not loading '
+                  + ('; '.join(cleared) if cleared else
+                     'anything (the config names no pretrained weights)'),
+                  logger='current', level=logging.WARNING)
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None

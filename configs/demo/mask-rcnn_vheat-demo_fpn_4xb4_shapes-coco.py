@@ -11,11 +11,15 @@ metainfo = dict(
 image_size = (128, 128)
 width = 64  # FPN and head channels
 
+# From scratch: the reduced arch has no released weights (and the demo
+# runs offline).
+checkpoint = None
 model = dict(
     backbone=dict(
         arch=dict(_delete_=True, depths=[1, 1, 2, 1], dims=16),
         img_size=128,
-        drop_path_rate=0.05),
+        drop_path_rate=0.05,
+        init_cfg=dict(checkpoint=checkpoint)),
     neck=dict(in_channels=[16, 32, 64, 128], out_channels=width),
     rpn_head=dict(in_channels=width, feat_channels=width),
     roi_head=dict(

@@ -1,3 +1,7 @@
 _base_ = ['./mask-rcnn_vheat-t_fpn_1x_coco.py']
 
-model = dict(backbone=dict(arch='small', drop_path_rate=0.3))
+checkpoint = 'https://github.com/MzeroMiko/vHeat/releases/download/vheatcls/vHeat_small.pth'  # noqa
+model = dict(
+    backbone=dict(
+        arch='small', drop_path_rate=0.3,
+        init_cfg=dict(checkpoint=checkpoint)))

@@ -5,7 +5,9 @@
 _base_ = ['mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py']
 custom_imports = dict(imports=['mmvheat.models'], allow_failed_imports=False)
 
-checkpoint = None  # official vHeat_tiny.pth or a converted file
+# ImageNet weights (the authors' file, cached on first use; or a local path;
+# --no-pretrained in tools/train.py trains from scratch).
+checkpoint = 'https://github.com/MzeroMiko/vHeat/releases/download/vheatcls/vHeat_tiny.pth'  # noqa
 data_root = 'data/coco/'
 
 model = dict(

@@ -8,10 +8,11 @@ _base_ = [
 ]
 custom_imports = dict(imports=['mmvheat.models'], allow_failed_imports=False)
 
-# ImageNet weights: an official vHeat_tiny.pth works as is (FVEs are
-# zero-padded to the 512 grid as the authors did), or a converted file.
-# None leaves the backbone random (with a warning).
-checkpoint = None
+# ImageNet weights: the authors' vHeat_tiny.pth, downloaded once into the
+# cache (FVEs are zero-padded to the 512 grid as the authors did); a local
+# path (official or converted file) works too. To train from scratch:
+# tools/train.py ... --no-pretrained (or checkpoint=None).
+checkpoint = 'https://github.com/MzeroMiko/vHeat/releases/download/vheatcls/vHeat_tiny.pth'  # noqa
 data_root = 'data/ade/ADEChallengeData2016'
 
 model = dict(

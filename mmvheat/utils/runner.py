@@ -149,6 +149,35 @@ def check_data_paths(cfg: Config, loaders: Sequence[str]) -> None:
                             f' (data_root {root!r}); {hint}')
 
 
+def clear_pretrained(node, where: str = 'model') -> list:
+    """Set ``checkpoint=None`` in every ``Pretrained`` init_cfg, in place.
+
+    What ``tools/train.py --no-pretrained`` does to ``cfg.model``: the
+    backbone (and any other module) starts from its random initialisation
+    instead of downloading or reading the config's pretrained weights.
+
+    Returns:
+        list[str]: ``'<key path>: <old checkpoint>'`` per cleared entry.
+    """
+    cleared = []
+    if isinstance(node, dict):
+        init = node.get('init_cfg')
+        for i, item in enumerate(init if isinstance(init, list) else [init]):
+            if (isinstance(item, dict) and item.get('type') == 'Pretrained'
+                    and item.get('checkpoint') is not None):
+                key = f'{where}.init_cfg' + (
+                    f'[{i}]' if isinstance(init, list) else '')
+                cleared.append(f"{key}: {item['checkpoint']}")
+                item['checkpoint'] = None
+        for key, value in node.items():
+            if key != 'init_cfg':
+                cleared += clear_pretrained(value, f'{where}.{key}')
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            cleared += clear_pretrained(value, f'{where}[{i}]')
+    return cleared
+
+
 def teardown_distributed() -> None:
     """Destroy the process group, if any, so that processes exit cleanly
     (a live gloo group at interpreter exit can abort the process)."""

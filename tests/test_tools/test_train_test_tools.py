@@ -24,7 +24,8 @@ _base_ = [{base!r}]
 data_root = {data!r}
 metainfo = dict(classes={classes!r})
 model = dict(
-    backbone=dict(arch={tiny}, img_size=64),
+    backbone=dict(arch={tiny}, img_size=64,
+                  init_cfg=dict(checkpoint=None)),
     neck=dict(in_channels=[8, 16, 32, 64]),
     roi_head=dict(bbox_head=dict(num_classes=4), mask_head=dict(num_classes=4)))
 train_pipeline = [
@@ -57,7 +58,8 @@ metainfo = dict(classes={classes!r}, palette=[[255, 0, 0], [0, 255, 0],
                                              [0, 0, 255], [255, 255, 0]])
 model = dict(
     data_preprocessor=dict(size=(64, 64)),
-    backbone=dict(arch={tiny}, img_size=64),
+    backbone=dict(arch={tiny}, img_size=64,
+                  init_cfg=dict(checkpoint=None)),
     decode_head=dict(in_channels=[8, 16, 32, 64], channels=16, num_classes=4),
     auxiliary_head=dict(in_channels=32, channels=8, num_classes=4),
     test_cfg=dict(mode='slide', crop_size=(64, 64), stride=(43, 43)))
