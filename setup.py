@@ -1,7 +1,10 @@
 """Packaging for mmvheat."""
+import os
 import os.path as osp
+import shutil
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 HERE = osp.dirname(osp.abspath(__file__))
 
@@ -25,6 +28,28 @@ def parse_requirements(name: str) -> list:
     return lines
 
 
+# What `mim search/download/train mmvheat` read from an installed package:
+# the model index, the metafiles and configs it names, and the tools.
+MIM_FILES = ('model-index.yml', 'configs', 'tools')
+
+
+class BuildPyWithMimIndex(build_py):
+    """build_py that also puts ``MIM_FILES`` under ``mmvheat/.mim/`` in the
+    build, as OpenMMLab packages ship them (the source tree is untouched)."""
+
+    def run(self) -> None:
+        super().run()
+        target = osp.join(self.build_lib, 'mmvheat', '.mim')
+        for name in MIM_FILES:
+            src, dst = osp.join(HERE, name), osp.join(target, name)
+            if osp.isdir(src):
+                shutil.copytree(src, dst, dirs_exist_ok=True,
+                                ignore=shutil.ignore_patterns('__pycache__'))
+            elif osp.isfile(src):
+                os.makedirs(target, exist_ok=True)
+                shutil.copy2(src, dst)
+
+
 setup(
     name='mmvheat',
     version=get_version(),
@@ -44,5 +69,6 @@ setup(
         'mmcv': parse_requirements('mminstall'),
         'tests': parse_requirements('tests'),
     },
+    cmdclass={'build_py': BuildPyWithMimIndex},
     zip_safe=False,
 )

@@ -306,3 +306,27 @@ def test_load_from_url_into_mmpretrain_classifier(checkpoint_server,
                        weights['classifier.0.bias'])
     assert torch.equal(state['backbone.freq_embed.3'], weights['freq_embed.3'])
     assert checkpoint_server.requests == [CLS_PATH]
+
+
+def test_package_build_ships_the_mim_index(tmp_path):
+    """setup.py's build_py puts model-index.yml, the configs its metafiles
+    name and the tools under mmvheat/.mim/, where mim looks for them."""
+    import subprocess
+    import sys
+
+    import yaml
+    proc = subprocess.run(
+        [sys.executable, 'setup.py', '-q', 'build_py', '--build-lib',
+         str(tmp_path)], cwd=REPO_ROOT, capture_output=True, text=True,
+        timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    mim = tmp_path / 'mmvheat' / '.mim'
+    index = yaml.safe_load((mim / 'model-index.yml').read_text())
+    configs = []
+    for metafile in index['Import']:
+        meta = yaml.safe_load((mim / metafile).read_text())
+        configs += [m['Config'] for m in meta['Models']]
+    assert len(configs) >= 10
+    assert all((mim / c).is_file() for c in configs)
+    assert (mim / 'tools' / 'train.py').is_file()
+    assert not list(mim.rglob('__pycache__'))
