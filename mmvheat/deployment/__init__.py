@@ -14,6 +14,7 @@ from .models import (TASKS, DeployError, Normalize, build_deploy_model,
 from .onnx_export import (MIN_OPSET, check_opset, check_size, export_onnx,
                           max_rel_error, metadata_for, read_metadata,
                           verify_sizes)
+from .quantize import quantize_onnx, quantize_torch
 from .runtime import OnnxBackbone, OnnxClassifier, OnnxModel, OnnxSegmentor
 
 __all__ = [
@@ -22,5 +23,5 @@ __all__ = [
     'OnnxSegmentor', 'build_deploy_model', 'check_opset', 'check_size',
     'export_graph', 'export_onnx', 'graph_decay_base', 'graph_dct_basis',
     'load_model_weights', 'max_rel_error', 'metadata_for', 'preprocess_of',
-    'read_metadata', 'reference_outputs', 'task_of', 'verify_sizes'
+    'quantize_onnx', 'quantize_torch', 'read_metadata', 'reference_outputs', 'task_of', 'verify_sizes'
 ]

@@ -76,19 +76,24 @@ def export_onnx(graph: nn.Module,
         path (str): The ``.onnx`` file (weights inside, one file).
         size (tuple[int, int]): (H, W) of the example input; the only size
             the file takes unless ``dynamic``.
-        batch (int): Example batch. Defaults to 1.
+        batch (int): Example batch (at least 2 when ``dynamic``); the only
+            batch a fixed file takes. Defaults to 1.
         dynamic (bool): Dynamic batch, H and W (H, W >= 32). Defaults to
             True.
         opset (int): ONNX opset (>= :data:`MIN_OPSET`). Defaults to 18.
         metadata (dict[str, str], optional): Written to the file's
-            ``metadata_props``.
+            ``metadata_props``, with the task (``graph.task``), whether it
+            is dynamic and the example size.
 
     Returns:
         str: ``path``.
     """
     check_opset(opset)
     size = check_size(size)
+    if dynamic:  # an example batch of 1 would fix the batch at 1
+        batch = max(batch, 2)
     x = torch.randn(batch, 3, *size)
+    graph.eval()
     with torch.no_grad():
         outs = graph(x)
     n_out = 1 if torch.is_tensor(outs) else len(outs)
@@ -112,7 +117,11 @@ def export_onnx(graph: nn.Module,
             f'{type(err).__name__}: {str(err).splitlines()[0]}') from err
     model = program.model_proto
     import onnx
-    for key, value in dict(metadata or {}).items():
+    metadata = {'mmvheat.task': task,
+                'mmvheat.dynamic': json.dumps(bool(dynamic)),
+                'mmvheat.size': json.dumps(list(size)),
+                **dict(metadata or {})}
+    for key, value in metadata.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, str(value)
     onnx.save(model, path)
@@ -147,13 +156,11 @@ def read_metadata(path: str) -> Dict[str, str]:
     return {p.key: p.value for p in model.metadata_props}
 
 
-def metadata_for(task: str, dynamic: bool, size, normalize: bool,
-                 preprocess) -> Dict[str, str]:
+def metadata_for(normalize: bool, preprocess) -> Dict[str, str]:
+    """Metadata on the normalisation: in the graph or not, mean, std,
+    BGR -> RGB."""
     mean, std, flip = preprocess
     return {
-        'mmvheat.task': task,
-        'mmvheat.dynamic': json.dumps(bool(dynamic)),
-        'mmvheat.size': json.dumps(list(size)),
         'mmvheat.normalize_in_graph': json.dumps(bool(normalize)),
         'mmvheat.mean': json.dumps(mean),
         'mmvheat.std': json.dumps(std),

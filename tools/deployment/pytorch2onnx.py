@@ -126,17 +126,16 @@ def main(argv=None):
             cfg.merge_from_dict(args.cfg_options)
         model = build_deploy_model(cfg, args.checkpoint)
         size = check_size(args.shape or model.backbone.img_size, '--shape')
-        task = 'backbone' if args.backbone_only else model.task
         graph = export_graph(model, None if args.dynamic else size,
                              args.normalize, args.backbone_only)
         preprocess = preprocess_of(model)
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         start = time.perf_counter()
         export_onnx(graph, args.out, size, args.batch, args.dynamic,
-                    args.opset, metadata_for(task, args.dynamic, size,
-                                             args.normalize, preprocess))
+                    args.opset, metadata_for(args.normalize, preprocess))
     except (DeployError, CheckpointError, FileNotFoundError) as err:
         sys.exit(f'pytorch2onnx: error: {err}')
+    task = graph.task
     kind = 'dynamic batch/H/W' if args.dynamic else \
         f'fixed {args.batch}x3x{size[0]}x{size[1]}'
     print_log(f'wrote {args.out} ({task}, {kind}, opset {args.opset}, '
