@@ -166,6 +166,20 @@ else
     done_step "installed"
 fi
 
+# --- deployment extras (ONNX export / ONNX Runtime, requirements/deploy.txt)
+step_start=$SECONDS
+log "deploy: onnx, onnxruntime, onnxscript (requirements/deploy.txt)"
+if py_ok "
+import onnx, onnxruntime, onnxscript
+assert (onnx.__version__, onnxruntime.__version__) == ('1.23.2', '1.32.0')"; then
+    done_step "already satisfied"
+else
+    "${PIP[@]}" install -r "$ROOT/requirements/deploy.txt" \
+        || die "could not install the deployment requirements"
+    done_step "installed"
+fi
+# --- end of deployment extras
+
 log "checking the stack"
 (cd / && "$PY" -) <<'EOF' || die "the stack check failed"
 import torch, torchvision, mmengine, mmcv, mmdet, mmseg, mmpretrain, mmvheat, timm

@@ -5,7 +5,13 @@ a resolution and a batch size; :func:`run_config` times it and measures its
 peak memory. Model specs: ``vheat-{t,s,b}[:IMPL]`` (IMPL one of
 ``mmvheat.models.backbones.vheat.HCO_IMPLS``, default ``auto``),
 ``swin-{t,s,b}`` and ``convnext-{t,s,b}`` (mmpretrain's backbones).
+Backends: ``pytorch`` (eager or compiled), ``onnxruntime`` (the model
+exported with dynamic shapes, tables computed in the graph) and
+``onnxruntime-fixed`` (exported at the configuration's size with the decay
+tables baked in), vHeat inference in fp32 only.
 """
+import os
+import tempfile
 import statistics
 import time
 from typing import Dict, List
@@ -20,6 +26,7 @@ from .classifier import Classifier
 
 ARCHS = {'t': 'tiny', 's': 'small', 'b': 'base'}
 DTYPES = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+BACKENDS = ('pytorch', 'onnxruntime', 'onnxruntime-fixed')
 
 
 def parse_spec(spec: str) -> tuple:
@@ -84,7 +91,7 @@ def _sync(device: torch.device) -> None:
 def run_config(spec: str, mode: str, dtype: str, resolution: int,
                batch: int, device: str = 'cpu', warmup: int = 2,
                runs: int = 5, deploy: bool = True,
-               compile: bool = False) -> Dict:
+               compile: bool = False, backend: str = 'pytorch') -> Dict:
     """Time one configuration.
 
     Args:
@@ -99,6 +106,7 @@ def run_config(spec: str, mode: str, dtype: str, resolution: int,
         runs (int): Timed steps. Defaults to 5.
         deploy (bool): Deploy-mode vHeat for inference. Defaults to True.
         compile (bool): ``torch.compile`` the model. Defaults to False.
+        backend (str): One of :data:`BACKENDS`. Defaults to 'pytorch'.
 
     Returns:
         dict: The configuration, ``times`` (s per step), ``median_s``,
@@ -113,6 +121,9 @@ def run_config(spec: str, mode: str, dtype: str, resolution: int,
         raise ValueError(f"mode must be 'infer' or 'train', got {mode!r}")
     if dtype not in DTYPES:
         raise ValueError(f'dtype must be one of {list(DTYPES)}, got {dtype!r}')
+    if backend not in BACKENDS:
+        raise ValueError(f'backend must be one of {BACKENDS}, got '
+                         f'{backend!r}')
     dev = torch.device(device)
     torch.manual_seed(0)
     model = Classifier(
@@ -122,6 +133,9 @@ def run_config(spec: str, mode: str, dtype: str, resolution: int,
     target = torch.randint(0, 1000, (batch, ), device=dev)
     optim = torch.optim.AdamW(model.parameters(), lr=1e-4)
     fn = torch.compile(model) if compile else model
+    if backend != 'pytorch':
+        fn = onnxruntime_model(model, spec, mode, dtype, x,
+                               backend == 'onnxruntime-fixed', device)
 
     def step():
         with torch.autocast(dev.type, dtype=DTYPES[dtype],
@@ -163,3 +177,23 @@ def run_config(spec: str, mode: str, dtype: str, resolution: int,
         median_s=median, img_per_s=batch / median,
         spread=(max(times) - min(times)) / median, peak_mem_mb=peak,
         step_mem_mb=peak - base)
+
+
+def onnxruntime_model(model: nn.Module, spec: str, mode: str, dtype: str,
+                      x: torch.Tensor, fixed: bool, device: str):
+    """``model`` (a :class:`Classifier` around a VHeat) exported to ONNX
+    and loaded in an ONNX Runtime CPU session with torch's thread count;
+    returns a callable on tensors. Dynamic shapes unless ``fixed`` (then
+    the decay tables are constants)."""
+    from mmvheat.deployment import ExportableVHeat, OnnxModel, export_onnx
+    if not spec.startswith('vheat') or mode != 'infer' or dtype != 'fp32' \
+            or device != 'cpu':
+        raise ValueError('onnxruntime rows: vheat models, infer, fp32, cpu')
+    model.backbone = ExportableVHeat(
+        model.backbone, tuple(x.shape[2:]) if fixed else None)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, 'model.onnx')
+        export_onnx(model.eval(), path, tuple(x.shape[2:]), len(x),
+                    dynamic=not fixed)
+        session = OnnxModel(path, threads=torch.get_num_threads())
+    return session.run

@@ -6,6 +6,7 @@
         [--resolutions 224 384 512 768 1024] [--batch-sizes auto | 8 ...] \
         [--device cpu|cuda] [--warmup 2] [--runs 5] [--no-deploy] \
         [--compile {off,on,both}] [--against DIR] [--threads N] \
+        [--backend pytorch onnxruntime onnxruntime-fixed] \
         [--repeat 1] [--out-dir work_dirs/benchmark]
 
 Every configuration (model x mode x dtype x resolution x batch) runs in a
@@ -24,6 +25,13 @@ spec, a row from another checkout of this repository (e.g. a
 ``git worktree`` of an earlier commit; name suffixed ``@against``), run by
 that checkout's own code in the same sweep, so old and new implementations
 are compared in one interleaved run.
+
+``--backend onnxruntime`` adds, for every vHeat spec, a row (suffixed
+``@ort``) that exports the same model (same weights) to ONNX with dynamic
+shapes (tables computed in the graph) and times it in ONNX Runtime on the
+CPU with the same thread count; ``onnxruntime-fixed`` (``@ort-fixed``)
+exports at the row's size with the decay tables baked in as constants.
+Inference in fp32 only; ``pytorch`` (the default) is the eager row.
 """
 import argparse
 import csv
@@ -69,6 +77,11 @@ def parse_args(argv=None):
     parser.add_argument('--against', metavar='DIR',
                         help='another checkout of mmvheat whose vHeat rows '
                         'run beside ours (previous-implementation baseline)')
+    parser.add_argument('--backend', nargs='+', default=['pytorch'],
+                        choices=['pytorch', 'onnxruntime',
+                                 'onnxruntime-fixed'],
+                        help='pytorch rows, and/or ONNX Runtime rows of '
+                        'the vHeat specs (exported; inference fp32)')
     parser.add_argument('--threads', type=int, default=None,
                         help='torch CPU threads (default: torch decides)')
     parser.add_argument('--out-dir', default='work_dirs/benchmark')
@@ -214,18 +227,26 @@ def plot(results: list, path: str) -> None:
     plt.close(fig)
 
 
+BACKEND_SUFFIX = {'onnxruntime': '@ort', 'onnxruntime-fixed': '@ort-fixed'}
+
+
 def variants(args) -> list:
-    """(row name, spec, compile, checkout root) for every model spec."""
+    """(row name, spec, compile, checkout root, backend) for every model
+    spec."""
     compiles = {'off': [False], 'on': [True], 'both': [False, True]}
     rows = []
     for spec in args.models:
         roots = [('', ROOT)]
         if args.against and spec.startswith('vheat'):
             roots.append(('@against', osp.abspath(args.against)))
-        for suffix, root in roots:
-            for compiled in compiles[args.compile]:
-                name = spec + suffix + ('+compile' if compiled else '')
-                rows.append((name, spec, compiled, root))
+        if 'pytorch' in args.backend:
+            for suffix, root in roots:
+                for compiled in compiles[args.compile]:
+                    name = spec + suffix + ('+compile' if compiled else '')
+                    rows.append((name, spec, compiled, root, 'pytorch'))
+        if spec.startswith('vheat'):
+            rows += [(spec + BACKEND_SUFFIX[b], spec, False, ROOT, b)
+                     for b in args.backend if b != 'pytorch']
     return rows
 
 
@@ -236,13 +257,16 @@ def sweep(args) -> list:
         for dtype in args.dtypes:
             for res in args.resolutions:
                 for batch in batch_sizes(args, res):
-                    for name, spec, compiled, root in variants(args):
+                    for name, spec, compiled, root, backend in variants(
+                            args):
                         cfg = dict(
                             spec=spec, mode=mode, dtype=dtype,
                             resolution=res, batch=batch, device=args.device,
                             warmup=args.warmup, runs=args.runs,
                             deploy=not args.no_deploy, compile=compiled,
                             threads=args.threads)
+                        if backend != 'pytorch':
+                            cfg['backend'] = backend
                         result = run_child(cfg, args.timeout, root)
                         result = {**result,
                                   **dict(model=name, mode=mode, dtype=dtype,

@@ -532,10 +532,17 @@ class VHeat(BaseModule):
         self._check_input(x)
         if self._reference:
             return self._forward_reference(x)
-        x = self.patch_embed(x)
+        return self.run_stages(self.patch_embed(x), self.forward_stage)
+
+    def run_stages(self, x: torch.Tensor, run_stage) -> Tuple[torch.Tensor,
+                                                               ...]:
+        """The stages on the stem's channels-last output ``x``:
+        ``run_stage(i, x)`` runs stage ``i``'s blocks (:meth:`forward_stage`
+        in :meth:`forward`; an exporter passes its own), then the output
+        norms and downsamples. Returns :meth:`forward`'s tuple."""
         outs = []
         for i in range(self.num_stages):
-            x = self.forward_stage(i, x)
+            x = run_stage(i, x)
             if i in self.out_indices:
                 out = getattr(self, f'outnorm{i}')(x)
                 outs.append(out.permute(0, 3, 1, 2).contiguous())

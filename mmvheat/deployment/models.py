@@ -1,0 +1,249 @@
+"""vHeat models of a config, and the graphs exported from them.
+
+:func:`build_deploy_model` builds a config's model (mmpretrain classifier,
+mmseg segmentor or mmdet detector with a vHeat backbone) in eval mode and
+loads a checkpoint, checked key by key. :func:`export_graph` wraps it into
+the module that is exported: images in, the task's tensors out.
+"""
+import copy
+import logging
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.config import Config
+from mmengine.logging import print_log
+
+from mmvheat.checkpoint import (CheckpointError, adapt_freq_embeds,
+                                classifier_state_dict, extract_weights,
+                                read_checkpoint)
+from .graph import ExportableVHeat, exportable_pooling
+
+__all__ = ['DeployError', 'TASKS', 'task_of', 'build_deploy_model',
+           'load_model_weights', 'Normalize', 'export_graph',
+           'preprocess_of', 'reference_outputs']
+
+# task name -> (the library's scope, what the exported graph returns)
+TASKS = {
+    'classifier': ('mmpretrain', 'logits (B, num_classes)'),
+    'segmentor': ('mmseg', 'whole-image logits (B, num_classes, H, W)'),
+    'detector': ('mmdet', 'backbone + neck (FPN) feature maps'),
+}
+
+
+class DeployError(ValueError):
+    """A model, size or option this deployment code cannot handle."""
+
+
+def task_of(cfg: Config) -> str:
+    """'classifier', 'segmentor' or 'detector' from the config's
+    ``default_scope``; raises :class:`DeployError` for anything else or a
+    backbone that is not vHeat."""
+    backbone = (cfg.get('model') or {}).get('backbone') or {}
+    kind = str(backbone.get('type', ''))
+    if not kind.split('.')[-1] == 'VHeat':
+        raise DeployError(
+            f'model.backbone is {kind or "missing"!r}: this tool exports '
+            'vHeat models only (model.backbone.type mmvheat.VHeat or VHeat). '
+            'For other backbones use mmdeploy or torch.onnx.export directly.')
+    scope = cfg.get('default_scope')
+    for task, (lib, _) in TASKS.items():
+        if scope == lib:
+            return task
+    raise DeployError(
+        f'default_scope {scope!r} is not one of mmpretrain (classifier), '
+        'mmseg (segmentor) or mmdet (detector)')
+
+
+def _merge_missing_preprocessor(cfg: Config) -> dict:
+    model_cfg = copy.deepcopy(cfg.model)
+    if 'data_preprocessor' not in model_cfg and cfg.get('data_preprocessor'):
+        model_cfg['data_preprocessor'] = copy.deepcopy(cfg.data_preprocessor)
+    return model_cfg
+
+
+def build_deploy_model(cfg: Config,
+                       checkpoint: Optional[str] = None) -> nn.Module:
+    """The config's model on the CPU in eval mode, with ``checkpoint``.
+
+    SyncBN layers become BN (single process). The backbone's ``init_cfg``
+    is ignored: weights come from ``checkpoint`` (see
+    :func:`load_model_weights`) or stay random, with a warning.
+
+    Args:
+        cfg (Config): A config of one of :data:`TASKS`.
+        checkpoint (str, optional): Weights of the whole model, or the
+            official vHeat classification file for a classifier.
+
+    Returns:
+        nn.Module: The model (``model.task`` names its task).
+    """
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.registry import MODELS, init_default_scope
+    task = task_of(cfg)
+    import mmvheat.models  # noqa: F401  (registers VHeat)
+    init_default_scope(cfg.default_scope)
+    model_cfg = _merge_missing_preprocessor(cfg)
+    model_cfg['backbone'].pop('init_cfg', None)
+    model = revert_sync_batchnorm(MODELS.build(model_cfg))
+    if checkpoint is None:
+        print_log('no checkpoint given: the exported model is RANDOMLY '
+                  'INITIALISED', logger='current', level=logging.WARNING)
+    else:
+        load_model_weights(model, checkpoint)
+    model.task = task
+    return model.eval()
+
+
+def load_model_weights(model: nn.Module, checkpoint: str) -> None:
+    """Load a whole-model checkpoint, checked: every key of ``model`` must
+    be there with its shape (except the backbone's ``outnorm{i}`` an
+    official classification file has no weights for), and nothing else.
+    FVEs are zero-padded to the model's grid as the authors did.
+
+    Raises:
+        CheckpointError: A missing, unreadable or mismatched file, naming the
+            keys.
+    """
+    weights, fmt = extract_weights(read_checkpoint(checkpoint),
+                                   source=checkpoint)
+    if not any(k.startswith('backbone.') for k in weights):
+        weights = classifier_state_dict(weights)
+    backbone = model.backbone
+    adapt_freq_embeds(weights, {i: backbone.fve_grid(i)
+                                for i in range(backbone.num_stages)},
+                      prefix='backbone.')
+    own = model.state_dict()
+    missing = [k for k in own if k not in weights
+               and not k.startswith('backbone.outnorm')]
+    unexpected = [k for k in weights if k not in own]
+    mismatched = [f'{k}: checkpoint {tuple(weights[k].shape)} vs model '
+                  f'{tuple(own[k].shape)}' for k in own
+                  if k in weights and weights[k].shape != own[k].shape]
+    if missing or unexpected or mismatched:
+        lines = [f'{checkpoint} ({fmt} format) does not fit this config\'s '
+                 f'model ({type(model).__name__}):']
+        for title, keys in (('missing keys', missing),
+                            ('unexpected keys', unexpected),
+                            ('shape mismatches', mismatched)):
+            if keys:
+                more = f' ... (+{len(keys) - 10} more)' if len(keys) > 10 \
+                    else ''
+                lines.append(f'  {title} ({len(keys)}): {keys[:10]}{more}')
+        raise CheckpointError('\n'.join(lines))
+    model.load_state_dict(weights, strict=False)
+    print_log(f'loaded {len(weights)} tensors from {checkpoint} ({fmt})',
+              logger='current')
+
+
+def preprocess_of(model: nn.Module) -> Tuple[list, list, bool]:
+    """(mean, std, bgr_to_rgb) of the model's data preprocessor."""
+    pre = model.data_preprocessor
+    flip = any(bool(getattr(pre, name, False)) for name in
+               ('_channel_conversion', 'channel_conversion', 'to_rgb'))
+    if not getattr(pre, '_enable_normalize', True):
+        return [0.0] * 3, [1.0] * 3, flip
+    mean = getattr(pre, 'mean').flatten().tolist()
+    std = getattr(pre, 'std').flatten().tolist()
+    return mean, std, flip
+
+
+class Normalize(nn.Module):
+    """``(x[:, order] - mean) / std``: the data preprocessor's
+    normalisation (and BGR -> RGB flip) as graph ops.
+
+    Args:
+        mean (Sequence[float]): Per-channel mean.
+        std (Sequence[float]): Per-channel std.
+        flip_channels (bool): Reverse the channel order first.
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float],
+                 flip_channels: bool = False) -> None:
+        super().__init__()
+        self.register_buffer('mean', torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer('std', torch.tensor(std).view(1, -1, 1, 1))
+        self.flip_channels = flip_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.flip_channels:
+            x = x.flip(1)
+        return (x - self.mean) / self.std
+
+
+class _TaskGraph(nn.Module):
+    """Optional normalisation, the exportable backbone, then the task's
+    head (see :func:`export_graph`)."""
+
+    def __init__(self, model: nn.Module, fixed_size, normalize: bool,
+                 backbone_only: bool) -> None:
+        super().__init__()
+        self.task = 'backbone' if backbone_only else model.task
+        self.normalize = Normalize(*preprocess_of(model)) if normalize \
+            else nn.Identity()
+        self.backbone = ExportableVHeat(model.backbone, fixed_size)
+        self.neck = None if backbone_only else getattr(model, 'neck', None)
+        if self.task == 'classifier':
+            self.head = model.head
+        elif self.task == 'segmentor':
+            # a copy: the user's model keeps its own pooling modules
+            self.head = exportable_pooling(copy.deepcopy(model.decode_head))
+        else:
+            self.head = None
+
+    def forward(self, x: torch.Tensor):
+        feats = self.backbone(self.normalize(x))
+        if self.neck is not None:
+            feats = self.neck(feats)
+        if self.task == 'classifier':
+            return self.head(feats)
+        if self.task == 'segmentor':
+            logits = self.head(feats)
+            return F.interpolate(logits, size=x.shape[2:], mode='bilinear',
+                                 align_corners=self.head.align_corners)
+        return tuple(feats)
+
+
+def export_graph(model: nn.Module,
+                 fixed_size: Optional[Sequence[int]] = None,
+                 normalize: bool = False,
+                 backbone_only: bool = False) -> nn.Module:
+    """The module exported for ``model`` (from :func:`build_deploy_model`).
+
+    * classifier: images -> logits (B, num_classes) (``head(neck(...))``,
+      as mmpretrain's ``mode='tensor'``);
+    * segmentor: images -> whole-image logits (B, num_classes, H, W): the
+      decode head's output resized bilinearly to the input, as mmseg's
+      whole-mode inference before the argmax;
+    * detector: images -> the neck's feature maps (Mask R-CNN's FPN
+      levels); the RPN and RoI heads are not in the graph;
+    * ``backbone_only``: images -> the vHeat backbone's feature maps.
+
+    Args:
+        model (nn.Module): The model, in eval mode.
+        fixed_size (tuple[int, int], optional): Bake the tables for this
+            input size (see :class:`ExportableVHeat`). Defaults to None.
+        normalize (bool): Put the data preprocessor's mean/std (and BGR ->
+            RGB flip) in the graph, which then takes raw pixels. Defaults
+            to False: the graph takes normalised RGB images, as the model's
+            own forward does after its data preprocessor.
+        backbone_only (bool): Export the backbone alone. Defaults to False.
+    """
+    return _TaskGraph(model, fixed_size, normalize, backbone_only).eval()
+
+
+def reference_outputs(model: nn.Module, task: str,
+                      images: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    """What the PyTorch model itself computes for what the graph of
+    ``task`` returns (``images`` already normalised): the reference of
+    ``--verify``."""
+    with torch.no_grad():
+        if task == 'backbone':
+            return tuple(model.backbone(images))
+        if task == 'classifier':
+            return (model(images, mode='tensor'), )
+        if task == 'segmentor':
+            metas = [dict(img_shape=tuple(images.shape[2:]))] * len(images)
+            return (model.encode_decode(images, metas), )
+        return tuple(model.extract_feat(images))

@@ -1,0 +1,158 @@
+"""Export a vHeat model of a config to ONNX, and check it in ONNX Runtime.
+
+    python tools/deployment/pytorch2onnx.py CONFIG [CHECKPOINT] --out FILE
+        [--shape H W] [--dynamic] [--opset 18] [--verify] [--normalize]
+        [--backbone-only] [--batch 1] [--cfg-options k=v ...]
+
+What the file computes, by the config's ``default_scope``:
+
+* mmpretrain classifier: images -> logits (B, num_classes);
+* mmseg UperNet: images -> whole-image logits (B, num_classes, H, W) (the
+  decode head resized to the input, before the argmax);
+* mmdet Mask R-CNN: images -> the FPN feature maps (backbone + neck; the
+  RPN and RoI heads are not exported);
+* ``--backbone-only``: images -> the vHeat feature maps.
+
+Normalisation: by default the graph does NOT normalise. It takes (B, 3, H,
+W) float images already normalised as the config's data preprocessor does
+(``(x - mean) / std``, RGB). With ``--normalize`` the mean/std (and the
+BGR -> RGB flip of the preprocessor) are inside the graph, which then takes
+raw 0-255 pixels in the dataset's channel order. The choice, mean and std
+are written in the file's metadata.
+
+``--dynamic``: one file for any batch, H and W (H, W >= 32; odd,
+non-square, not multiples of 32): the FVE bicubic resize, the DCT bases and
+the decay are computed in the graph. Without it the file takes only
+``--shape`` and holds the bases and every block's decay as constants (the
+deployed model). ``--verify`` runs the file in ONNX Runtime (CPU) against
+the PyTorch model on the same random inputs, at ``--shape`` and, for a
+dynamic file, two more sizes, prints the max relative error and exits 1
+when it is above 1e-4.
+"""
+import argparse
+import logging
+import os
+import os.path as osp
+import sys
+import time
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOLERANCE = 1e-4
+
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(
+        description='Export a vHeat classifier / UperNet / Mask R-CNN '
+        '(backbone + neck) config to ONNX. The graph expects images '
+        'normalised by the config\'s mean/std (RGB) unless --normalize puts '
+        'the normalisation inside it.')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', nargs='?', help='checkpoint (without '
+                        'one the model is randomly initialised, with a '
+                        'warning)')
+    parser.add_argument('--out', required=True, help='output .onnx file')
+    parser.add_argument('--shape', nargs=2, type=int, metavar=('H', 'W'),
+                        help='input size (>= 32) of the example, and the '
+                        'only one a fixed file takes; default: the '
+                        "backbone's img_size")
+    parser.add_argument('--dynamic', action='store_true',
+                        help='dynamic batch, H and W (tables computed in '
+                        'the graph); default: fixed --shape with the '
+                        'tables baked in as constants')
+    parser.add_argument('--opset', type=int, default=18,
+                        help='ONNX opset, >= 18 (default: %(default)s)')
+    parser.add_argument('--verify', action='store_true',
+                        help='compare ONNX Runtime (CPU) with PyTorch and '
+                        'print the max relative error')
+    parser.add_argument('--normalize', action='store_true',
+                        help='put mean/std normalisation (and BGR->RGB) in '
+                        'the graph: it then takes raw pixels')
+    parser.add_argument('--backbone-only', action='store_true',
+                        help='export the vHeat backbone alone (feature maps)')
+    parser.add_argument('--batch', type=int, default=1,
+                        help='batch of the example (and of a fixed file)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings')
+    return parser.parse_args(argv)
+
+
+def verify(graph_path: str, model, task: str, sizes, batch: int,
+           normalize: bool, preprocess) -> float:
+    import torch
+
+    from mmvheat.deployment import (Normalize, OnnxModel, max_rel_error,
+                                    reference_outputs)
+    session = OnnxModel(graph_path)
+    norm = Normalize(*preprocess)
+    worst = 0.0
+    print(f'{"input":>16} | outputs | max rel error (ONNX Runtime vs '
+          'PyTorch)')
+    for h, w in sizes:
+        gen = torch.Generator().manual_seed(h * 10007 + w)
+        if normalize:
+            raw = torch.rand(batch, 3, h, w, generator=gen) * 255
+            images = norm(raw)
+        else:
+            raw = images = torch.randn(batch, 3, h, w, generator=gen)
+        outs = [o.numpy() for o in session.run(raw)]
+        refs = reference_outputs(model, task, images)
+        err = max_rel_error(outs, refs)
+        worst = max(worst, err)
+        shapes = ', '.join('x'.join(map(str, o.shape)) for o in outs)
+        print(f'{f"{batch}x3x{h}x{w}":>16} | {shapes} | {err:.2e}')
+    return worst
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    sys.path.insert(0, ROOT)
+    from mmengine.config import Config
+    from mmengine.logging import print_log
+
+    from mmvheat.checkpoint import CheckpointError
+    from mmvheat.deployment import (DeployError, build_deploy_model,
+                                    check_opset, check_size, export_graph,
+                                    export_onnx, metadata_for, preprocess_of,
+                                    verify_sizes)
+    try:
+        check_opset(args.opset)
+        if args.shape:
+            check_size(args.shape, '--shape')
+        if not osp.isfile(args.config):
+            raise DeployError(f'config file not found: {args.config}')
+        cfg = Config.fromfile(args.config)
+        if args.cfg_options:
+            cfg.merge_from_dict(args.cfg_options)
+        model = build_deploy_model(cfg, args.checkpoint)
+        size = check_size(args.shape or model.backbone.img_size, '--shape')
+        graph = export_graph(model, None if args.dynamic else size,
+                             args.normalize, args.backbone_only)
+        preprocess = preprocess_of(model)
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        start = time.perf_counter()
+        export_onnx(graph, args.out, size, args.batch, args.dynamic,
+                    args.opset, metadata_for(args.normalize, preprocess))
+    except (DeployError, CheckpointError, FileNotFoundError) as err:
+        sys.exit(f'pytorch2onnx: error: {err}')
+    task = graph.task
+    kind = 'dynamic batch/H/W' if args.dynamic else \
+        f'fixed {args.batch}x3x{size[0]}x{size[1]}'
+    print_log(f'wrote {args.out} ({task}, {kind}, opset {args.opset}, '
+              f'{osp.getsize(args.out) / 2**20:.1f} MB) in '
+              f'{time.perf_counter() - start:.0f} s; normalisation '
+              f'{"inside the graph (raw pixels in)" if args.normalize else "expected from the caller (normalised RGB in)"}',
+              logger='current', level=logging.INFO)
+    if args.verify:
+        worst = verify(args.out, model, task,
+                       verify_sizes(size, args.dynamic), args.batch,
+                       args.normalize, preprocess)
+        ok = worst <= TOLERANCE
+        print(f'max relative error {worst:.2e} '
+              f'({"OK" if ok else "ABOVE"} tolerance {TOLERANCE:g})')
+        if not ok:
+            sys.exit(1)
+
+
+if __name__ == '__main__':
+    main()
