@@ -66,7 +66,9 @@ def test_repeats_take_the_median_sweep():
     runs = [dict(img_per_s=v, tag=v) for v in (3.0, 1.0, 2.0)]
     merged = tool.merge_repeats(runs)
     assert merged['tag'] == 2.0
-    assert merged['sweep_img_per_s'] == [1.0, 2.0, 3.0]
+    assert merged['sweep_img_per_s'] == [3.0, 1.0, 2.0]  # sweep order
+    merged = tool.merge_repeats(runs + [dict(error='timeout')])
+    assert merged['sweep_img_per_s'] == [3.0, 1.0, 2.0, None]
     assert tool.merge_repeats([dict(error='x')]) == dict(error='x')
 
 

@@ -281,14 +281,16 @@ def sweep(args) -> list:
 
 def merge_repeats(runs: list) -> dict:
     """One configuration over several sweeps: the sweep with the median
-    throughput, plus every sweep's throughput (``sweep_img_per_s``)."""
-    ok = [r for r in runs if 'error' not in r]
+    throughput, plus every sweep's throughput in sweep order
+    (``sweep_img_per_s``, None for a failed sweep), so the rows of one
+    sweep can be compared with each other."""
+    ok = sorted((r for r in runs if 'error' not in r),
+                key=lambda r: r['img_per_s'])
     if not ok:
         return runs[0]
-    ok.sort(key=lambda r: r['img_per_s'])
     merged = dict(ok[len(ok) // 2])
     if len(runs) > 1:
-        merged['sweep_img_per_s'] = [r['img_per_s'] for r in ok]
+        merged['sweep_img_per_s'] = [r.get('img_per_s') for r in runs]
     return merged
 
 
