@@ -24,7 +24,7 @@ import os.path as osp
 import re
 import zipfile
 from collections import OrderedDict
-from typing import Dict, Iterable, Optional, Tuple
+from typing import Callable, Dict, Iterable, Optional, Tuple
 
 import torch
 from mmengine.logging import print_log
@@ -38,7 +38,8 @@ from mmvheat.version import __version__
 __all__ = [
     'CheckpointError', 'read_checkpoint', 'extract_weights',
     'backbone_state_dict', 'classifier_state_dict', 'adapt_freq_embeds',
-    'load_backbone_weights', 'convert_checkpoint', 'FVE_MODES'
+    'load_backbone_weights', 'convert_checkpoint', 'state_dict_misfit',
+    'describe_misfit', 'FVE_MODES'
 ]
 
 FVE_MODES = ('pad', 'bicubic')
@@ -279,20 +280,11 @@ def load_backbone_weights(model: torch.nn.Module,
                   for i in range(len(model.freq_embed))}, fve_mode)
     own = model.state_dict()
     missing = [k for k in own if k not in weights]
-    unexpected = [k for k in weights if k not in own]
-    mismatched = [
-        f'{k}: checkpoint {tuple(weights[k].shape)} vs model '
-        f'{tuple(own[k].shape)}' for k in own
-        if k in weights and weights[k].shape != own[k].shape
-    ]
-    bad_missing = [k for k in missing if not _known_missing(k)]
-    if bad_missing or unexpected or mismatched:
-        raise CheckpointError(
+    misfit = state_dict_misfit(own, weights, _known_missing)
+    if any(misfit):
+        raise CheckpointError(describe_misfit(
             f'{checkpoint} ({fmt} format) does not fit this VHeat backbone '
-            f'(arch depths={model.depths}, dims={model.dims}):\n'
-            + _describe('missing keys', bad_missing)
-            + _describe('unexpected keys', unexpected)
-            + _describe('shape mismatches', mismatched))
+            f'(arch depths={model.depths}, dims={model.dims}):', *misfit))
     model.load_state_dict(weights, strict=False)
     report = dict(format=fmt, loaded=len(weights), missing=missing,
                   dropped=dropped, adapted=adapted)
@@ -301,6 +293,45 @@ def load_backbone_weights(model: torch.nn.Module,
         f'{", EMA" if use_ema else ""}); left at init: {missing or "none"};'
         f' ignored: {len(dropped)} non-backbone keys', logger='current')
     return report
+
+
+def state_dict_misfit(
+    own: dict,
+    weights: dict,
+    may_be_missing: Callable[[str], bool] = lambda key: False
+) -> Tuple[list, list, list]:
+    """How ``weights`` fails to fit a model whose state dict is ``own``.
+
+    Args:
+        own (dict): The model's state dict.
+        weights (dict): The state dict to load.
+        may_be_missing (Callable[[str], bool]): Keys of ``own`` that
+            ``weights`` may lack (left at their initialisation).
+
+    Returns:
+        tuple[list, list, list]: Missing keys, unexpected keys, and shape
+        mismatches as ``'key: checkpoint (...) vs model (...)'``; all empty
+        when ``weights`` fits.
+    """
+    missing = [k for k in own if k not in weights and not may_be_missing(k)]
+    unexpected = [k for k in weights if k not in own]
+    mismatched = [
+        f'{k}: checkpoint {tuple(weights[k].shape)} vs model '
+        f'{tuple(own[k].shape)}' for k in own
+        if k in weights and weights[k].shape != own[k].shape
+    ]
+    return missing, unexpected, mismatched
+
+
+def describe_misfit(header: str, missing: list, unexpected: list,
+                    mismatched: list, limit: int = 20) -> str:
+    """An error message: ``header``, then one line per non-empty list of
+    :func:`state_dict_misfit` (its first ``limit`` items)."""
+    return header + '\n' + ''.join(
+        _describe(title, items, limit)
+        for title, items in (('missing keys', missing),
+                             ('unexpected keys', unexpected),
+                             ('shape mismatches', mismatched)))
 
 
 def _describe(title: str, items: Iterable[str], limit: int = 20) -> str:

@@ -16,8 +16,9 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 from mmvheat.checkpoint import (CheckpointError, adapt_freq_embeds,
-                                classifier_state_dict, extract_weights,
-                                read_checkpoint)
+                                classifier_state_dict, describe_misfit,
+                                extract_weights, read_checkpoint,
+                                state_dict_misfit)
 from .graph import ExportableVHeat, exportable_pooling
 
 __all__ = ['DeployError', 'TASKS', 'task_of', 'build_deploy_model',
@@ -114,24 +115,12 @@ def load_model_weights(model: nn.Module, checkpoint: str) -> None:
     adapt_freq_embeds(weights, {i: backbone.fve_grid(i)
                                 for i in range(backbone.num_stages)},
                       prefix='backbone.')
-    own = model.state_dict()
-    missing = [k for k in own if k not in weights
-               and not k.startswith('backbone.outnorm')]
-    unexpected = [k for k in weights if k not in own]
-    mismatched = [f'{k}: checkpoint {tuple(weights[k].shape)} vs model '
-                  f'{tuple(own[k].shape)}' for k in own
-                  if k in weights and weights[k].shape != own[k].shape]
-    if missing or unexpected or mismatched:
-        lines = [f'{checkpoint} ({fmt} format) does not fit this config\'s '
-                 f'model ({type(model).__name__}):']
-        for title, keys in (('missing keys', missing),
-                            ('unexpected keys', unexpected),
-                            ('shape mismatches', mismatched)):
-            if keys:
-                more = f' ... (+{len(keys) - 10} more)' if len(keys) > 10 \
-                    else ''
-                lines.append(f'  {title} ({len(keys)}): {keys[:10]}{more}')
-        raise CheckpointError('\n'.join(lines))
+    misfit = state_dict_misfit(model.state_dict(), weights,
+                               lambda k: k.startswith('backbone.outnorm'))
+    if any(misfit):
+        raise CheckpointError(describe_misfit(
+            f'{checkpoint} ({fmt} format) does not fit this config\'s '
+            f'model ({type(model).__name__}):', *misfit, limit=10))
     model.load_state_dict(weights, strict=False)
     print_log(f'loaded {len(weights)} tensors from {checkpoint} ({fmt})',
               logger='current')

@@ -14,8 +14,9 @@ from timm.models import (adapt_input_conv, build_model_with_cfg,
                          generate_default_cfgs, register_model)
 
 from mmvheat.checkpoint import (FVE_MODES, CheckpointError, adapt_freq_embeds,
-                                classifier_state_dict, extract_weights,
-                                read_checkpoint)
+                                classifier_state_dict, describe_misfit,
+                                extract_weights, read_checkpoint,
+                                state_dict_misfit)
 from mmvheat.models import VHeat
 from mmvheat.models.backbones import reference_layout
 
@@ -364,23 +365,14 @@ class VHeatTimm(nn.Module):
             read_checkpoint(source), use_ema=self.pretrained_use_ema,
             source=source)
         state = checkpoint_filter_fn(weights, self)
-        own = self.state_dict()
         head_dropped = 'head.fc.weight' not in state and any(
             k.startswith(('classifier.3.', 'head.fc.')) for k in weights)
-        missing = [
-            k for k in own if k not in state
-            and not (head_dropped and k.startswith('head.fc.'))
-        ]
-        unexpected = [k for k in state if k not in own]
-        mismatched = [
-            f'{k}: file {tuple(state[k].shape)} vs model '
-            f'{tuple(own[k].shape)}' for k in own
-            if k in state and state[k].shape != own[k].shape
-        ]
-        if missing or unexpected or mismatched:
+        misfit = state_dict_misfit(
+            self.state_dict(), state,
+            lambda k: head_dropped and k.startswith('head.fc.'))
+        if any(misfit):
             raise CheckpointError(
-                self._misfit_message(source, fmt, state, missing, unexpected,
-                                     mismatched))
+                self._misfit_message(source, fmt, state, *misfit))
         self.load_state_dict(state, strict=not head_dropped)
         _logger.info(
             'vHeat: loaded %d tensors from %s (%s format, %s)%s', len(state),
@@ -400,14 +392,8 @@ class VHeatTimm(nn.Module):
         guess = _describe_weights(state)
         if guess:
             lines.append(f'  the file holds {guess}')
-        for title, items in (('missing keys', missing),
-                             ('unexpected keys', unexpected),
-                             ('shape mismatches', mismatched)):
-            if items:
-                more = f' ... (+{len(items) - 10} more)' if len(
-                    items) > 10 else ''
-                lines.append(f'  {title} ({len(items)}): {items[:10]}{more}')
-        return '\n'.join(lines)
+        return describe_misfit('\n'.join(lines), missing, unexpected,
+                               mismatched, limit=10)
 
 
 def _describe_weights(state: dict) -> str:
