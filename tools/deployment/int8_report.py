@@ -54,7 +54,8 @@ def load_batches(cfg, model, data_root=None):
 
 
 def score(task, outputs, batches, num_classes):
-    """top-1 (%) or mIoU (%) of ``outputs`` (logits per batch)."""
+    """top-1 (%) or mIoU (%) of ``outputs`` (logits per batch); mIoU with
+    mmseg's own per-image areas (label 255 ignored)."""
     import torch
     if task == 'classifier':
         hits = total = 0
@@ -62,15 +63,13 @@ def score(task, outputs, batches, num_classes):
             hits += int((logits.argmax(1) == torch.tensor(target)).sum())
             total += len(target)
         return 100 * hits / total
-    inter = torch.zeros(num_classes)
-    union = torch.zeros(num_classes)
+    from mmseg.evaluation.metrics import IoUMetric
+    inter = union = torch.zeros(num_classes)
     for logits, (_, target) in zip(outputs, batches):
         for pred, gt in zip(logits.argmax(1), target):
-            valid = gt != 255
-            for c in range(num_classes):
-                p, g = (pred == c) & valid, (gt == c) & valid
-                inter[c] += (p & g).sum()
-                union[c] += (p | g).sum()
+            area_inter, area_union, _, _ = IoUMetric.intersect_and_union(
+                pred, gt, num_classes, ignore_index=255)
+            inter, union = inter + area_inter, union + area_union
     present = union > 0
     return float(100 * (inter[present] / union[present]).mean())
 
