@@ -9,8 +9,12 @@ added here:
   along an axis - would count ``n * h * k`` instead of ``B * n * h * k``;
 * ``aten::fft_rfft2`` / ``aten::fft_irfft2`` count the dense DCT products
   they replace (``B * C * H * W * (H + W)`` per 2-D transform, on the
-  (B, 2H, 2W, C) mirror extension), so every HCO implementation reports the
-  paper's numbers.
+  (B, 2H, 2W, C) mirror extension), as the paper counts.
+
+So ``hco_impl`` 'dense', 'reference' and 'fft' count the paper's dense DCT;
+the default 'matmul' counts the products it does, fewer where the even/odd
+split applies (:mod:`mmvheat.ops.split_dct`). Elementwise work (the split's
+additions, the damping) is not counted, as mmengine counts none.
 
 Forms: ``train`` is the model as it trains (each block's ``to_k`` Linear
 over its FVE is counted), ``deploy`` the deployed model (the decay tables of
@@ -151,12 +155,14 @@ class _TensorMode(nn.Module):
 
 
 def task_model_flops(config: str, height: int, width: int,
-                     form: str = 'deploy') -> Dict[str, float]:
+                     form: str = 'deploy',
+                     hco_impl: Optional[str] = None) -> Dict[str, float]:
     """FLOPs and parameters of the model of an mmdet / mmseg / mmpretrain
     config on one (height, width) image, as those libraries' get_flops
     tools count it (tensor-mode forward: for Mask R-CNN the RPN, box and
     mask heads on the test config's proposals; for UperNet the decode
-    head). Weights are not loaded (random init)."""
+    head). Weights are not loaded (random init). ``hco_impl`` switches the
+    VHeat backbone's DCT (None: the config's)."""
     import importlib
 
     from mmengine.config import Config
@@ -167,6 +173,10 @@ def task_model_flops(config: str, height: int, width: int,
     init_default_scope(scope)
     registry = importlib.import_module(f'{scope}.registry').MODELS
     model = registry.build(cfg.model)
+    if hco_impl is not None:
+        for module in model.modules():
+            if isinstance(module, VHeat):
+                module.set_hco_impl(hco_impl)
     x = torch.zeros(1, 3, height, width)
     samples = None
     if scope == 'mmdet':

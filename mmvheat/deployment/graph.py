@@ -78,8 +78,11 @@ class ExportableVHeat(nn.Module):
 
     Args:
         backbone (VHeat): The model; its modules are shared, not copied.
-            It is switched to ``hco_impl='matmul'`` (the dense-product
-            filter; every implementation gives the same outputs).
+            It is switched to ``hco_impl='matmul'`` with ``fixed_size``
+            (the products, split where the fixed rule says so for the
+            baked sizes) and to ``'dense'`` without (the split depends on
+            the map's lengths, which a dynamic graph does not know); every
+            implementation gives the same outputs.
         fixed_size (tuple[int, int], optional): Bake the tables for this
             input size. Defaults to None (tables in the graph, any size).
     """
@@ -87,7 +90,8 @@ class ExportableVHeat(nn.Module):
     def __init__(self, backbone: nn.Module,
                  fixed_size: Optional[Sequence[int]] = None) -> None:
         super().__init__()
-        backbone.set_hco_impl('matmul')  # same weights, same outputs
+        # same weights, same outputs
+        backbone.set_hco_impl('dense' if fixed_size is None else 'matmul')
         self.backbone = backbone
         self.fixed_size = None if fixed_size is None else tuple(
             int(s) for s in fixed_size)

@@ -1,6 +1,8 @@
 """``hco_impl='auto'`` (opt-in): matmul or fft, from a measurement.
 
-The default implementation is the fixed ``'matmul'``; nothing here runs
+The default implementation is the fixed ``'matmul'`` (matrix products,
+with the even/odd split of :mod:`~mmvheat.ops.split_dct` by its fixed rule
+of the lengths, so ``auto`` weighs the fft against that); nothing here runs
 unless ``'auto'`` is asked for.
 
 How ``auto`` decides. Once per (device, dtype, autocast) it *calibrates*:

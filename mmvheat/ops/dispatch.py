@@ -18,10 +18,13 @@ def heat_filter(u: torch.Tensor,
         u (torch.Tensor): Channels-last input (B, H, W, C).
         factors (torch.Tensor): Damping per frequency and channel (H, W, C),
             e.g. :func:`~mmvheat.ops.heat_decay` of the conductivity.
-        impl (str): 'matmul' (dense products, the fixed default), 'fft',
-            'reference' (the authors' ``conv1d`` form) or 'auto' (opt-in:
-            matmul or fft by a per-machine measurement, see
-            :mod:`mmvheat.ops.autotune`). Defaults to 'matmul'.
+        impl (str): 'matmul' (matrix products with the even/odd split of
+            the DCT where a fixed rule of the lengths says it pays, see
+            :mod:`mmvheat.ops.split_dct`; the default), 'dense' (dense
+            products only), 'fft', 'reference' (the authors' ``conv1d``
+            form) or 'auto' (opt-in: matmul or fft by a per-machine
+            measurement, see :mod:`mmvheat.ops.autotune`).
+            Defaults to 'matmul'.
         bases (tuple[torch.Tensor, torch.Tensor], optional): The DCT bases
             ``(D_H, D_W)`` of the map, to share between blocks. Defaults to
             None (built here).

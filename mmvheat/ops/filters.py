@@ -9,8 +9,11 @@ wider tensor is fine), damping factors (H, W, C) and optionally the DCT bases
   ``F.conv1d`` whose kernel is the (N, N) basis viewed as (N, N, 1), applied
   to a (B, H, W*C) view (along H) and then a (B*H, W, C) view (along W),
   with ``.contiguous()`` copies in between, and the damping as an einsum.
-* ``'matmul'`` - the same dense products as batched matrix multiplications
+* ``'dense'`` - the same dense products as batched matrix multiplications
   on views (see :func:`~mmvheat.ops.heat.separable_transform`).
+* ``'matmul'`` - matrix products with the even/odd split of the DCT along
+  every axis long enough for it to pay (:mod:`~mmvheat.ops.split_dct`, a
+  fixed rule of the lengths), the dense products otherwise.
 * ``'fft'`` - DCT-II filtering as a real FFT of the even (mirror) extension:
   ``IDCT(d * DCT(x))`` is the top-left (H, W) corner of
   ``irfft2(D * rfft2(mirror(x)))`` where ``D`` repeats ``d`` symmetrically,
@@ -25,8 +28,9 @@ import torch.nn.functional as F
 
 from .autograd import needs_autograd
 from .heat import dct_bases, separable_transform
+from .split_dct import split_depth, split_filter
 
-FILTER_IMPLS = ('reference', 'matmul', 'fft')
+FILTER_IMPLS = ('reference', 'dense', 'matmul', 'fft')
 Bases = Optional[Tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -55,8 +59,8 @@ def reference_filter(u: torch.Tensor, factors: torch.Tensor,
     return _conv1d_transform(x, dct_h.t().contiguous(), dct_w.t().contiguous())
 
 
-def matmul_filter(u: torch.Tensor, factors: torch.Tensor,
-                  bases: Bases = None) -> torch.Tensor:
+def dense_filter(u: torch.Tensor, factors: torch.Tensor,
+                 bases: Bases = None) -> torch.Tensor:
     """The heat filter as four dense matrix products on views."""
     dct_h, dct_w = _bases_for(u, bases)
     x = separable_transform(u, dct_h, dct_w)
@@ -66,6 +70,17 @@ def matmul_filter(u: torch.Tensor, factors: torch.Tensor,
     else:
         x.mul_(factors)  # x is a fresh product
     return separable_transform(x, dct_h.t(), dct_w.t())
+
+
+def matmul_filter(u: torch.Tensor, factors: torch.Tensor,
+                  bases: Bases = None) -> torch.Tensor:
+    """The heat filter as matrix products: the even/odd split as often along
+    each axis as :func:`~mmvheat.ops.split_dct.split_depth` says (a fixed
+    rule of the length), the dense products where it says none."""
+    depths = (split_depth(u.shape[1]), split_depth(u.shape[2]))
+    if depths == (0, 0):
+        return dense_filter(u, factors, bases)
+    return split_filter(u, factors, _bases_for(u, bases), depths)
 
 
 def _mirror_index(n: int, length: int, device) -> torch.Tensor:
@@ -97,6 +112,7 @@ def fft_filter(u: torch.Tensor, factors: torch.Tensor,
 
 FILTERS = {
     'reference': reference_filter,
+    'dense': dense_filter,
     'matmul': matmul_filter,
     'fft': fft_filter
 }

@@ -124,3 +124,34 @@ def test_stream_benchmark_prints_both_checkouts():
     for row in rows:
         cells = [c.strip() for c in row.strip('|').split('|')]
         assert float(cells[1]) > 0 and float(cells[3]) > 0
+
+
+def test_dct_benchmark_tables(tmp_path, capsys):
+    """benchmark_dct.py: the filter table with each implementation and the
+    speed-ups (median of per-repeat ratios, with their range), the depth
+    sweep, and the results files."""
+    import importlib.util
+    import json
+    spec = importlib.util.spec_from_file_location(
+        'benchmark_dct',
+        f'{REPO_ROOT}/tools/analysis_tools/benchmark_dct.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    tool.main(['--sizes', '12', '9x20', '--models', '--channels', '4',
+               '--repeat', '2', '--runs', '1', '--out-dir', str(tmp_path)])
+    out = capsys.readouterr().out
+    assert ('| case | reference ms | dense ms | matmul ms | matmul vs dense '
+            '| matmul vs reference |') in out
+    rows = [r for r in out.splitlines() if r.startswith(('| 12x12', '| 9x20'))]
+    assert len(rows) == 2 and all(r.count('x (') == 2 for r in rows)
+    res = json.loads((tmp_path / 'results.json').read_text())
+    assert set(res['filter']) == {'12x12', '9x20'}
+    assert all(len(v) == 2 for v in res['filter']['9x20']['repeats'].values())
+    assert (tmp_path / 'results.md').read_text().strip() == out.strip()
+    tool.main(['--depth-sweep', '2', '--sizes', '16', '--models',
+               '--channels', '4', '--repeat', '1', '--runs', '1',
+               '--out-dir', str(tmp_path)])
+    out = capsys.readouterr().out
+    assert '| split1 vs split0 | split2 vs split0 |' in out
+    with pytest.raises(SystemExit):
+        tool.parse_args(['--sizes', '12y4'])

@@ -7,6 +7,8 @@ import torch
 
 from conftest import REPO_ROOT
 from mmvheat.analysis.flops import backbone_flops, flop_analyzer
+from mmvheat.ops import dct_matrix
+from mmvheat.ops.split_dct import axis_plan, split_depth
 
 # (deploy, train) GFLOPs at 224: the paper's and mmengine's count of the
 # authors' training-form model.
@@ -23,14 +25,43 @@ def test_backbone_flops_within_2_percent(arch):
 
 
 def test_every_impl_counts_the_same_dense_products():
+    """Without a split (maps below 96) every implementation counts the
+    dense DCT products."""
     arch = dict(depths=[1, 1, 1, 1], dims=16)
     counts = {
         impl: backbone_flops(arch, 96, 'deploy', impl)['flops']
-        for impl in ('reference', 'matmul', 'fft')
+        for impl in ('reference', 'dense', 'matmul', 'fft')
     }
     # The reference's einsum damping adds B*H*W*C per block: < 0.1%.
-    assert counts['fft'] == counts['matmul']
+    assert counts['fft'] == counts['matmul'] == counts['dense']
     assert abs(counts['reference'] - counts['matmul']) < 1e-3 * counts['matmul']
+
+
+def _split_saving(h: int, w: int, channels: int) -> int:
+    """Dense minus split multiply-adds of one heat filter (forward and
+    inverse) on an (h, w, channels) map, from the split's own matrices."""
+    def plan_macs(n):
+        plan = axis_plan(dct_matrix(n), split_depth(n))
+        return sum(m.numel() for m in plan.forward + plan.inverse)
+    split = channels * (h * plan_macs(w) + w * plan_macs(h))
+    return 2 * channels * h * w * (h + w) - split
+
+
+def test_split_counts_the_products_it_does(split_everywhere):
+    """With the split (here from length 4) the count drops by exactly the
+    multiply-adds the split's smaller matrices save, block by block."""
+    arch = dict(depths=[1, 2, 1, 1], dims=16)
+    dense = backbone_flops(arch, 96, 'deploy', 'dense')['flops']
+    split = backbone_flops(arch, 96, 'deploy', 'matmul')['flops']
+    # stage maps 24, 12, 6, 3 with 16, 32, 64, 128 channels
+    saving = sum(depth * _split_saving(side, side, 16 * 2**i)
+                 for i, (side, depth) in enumerate(zip((24, 12, 6, 3),
+                                                       (1, 2, 1, 1))))
+    dense_dct = sum(depth * 2 * 16 * 2**i * side**2 * (2 * side)
+                    for i, (side, depth) in enumerate(zip((24, 12, 6, 3),
+                                                          (1, 2, 1, 1))))
+    assert saving > 0.4 * dense_dct
+    assert dense - split == saving
 
 
 class _Matmul(torch.nn.Module):
@@ -61,4 +92,4 @@ def test_cli_prints_table_with_the_papers_figures():
         cells = [c.strip() for c in row.strip('|').split('|')]
         assert cells[:3] == ['vHeat-T (ImageNet)', '224x224', form]
         assert cells[3] == '30.85' and cells[5] == '29' and cells[7] == '4.6'
-    assert 'dense products it replaces' in out
+    assert 'as the products do it' in out and '--hco-impl dense' in out

@@ -93,6 +93,33 @@ def test_dynamic_file_computes_tables_fixed_file_bakes_them(dynamic_file,
         session(torch.randn(2, 3, 64, 64))
 
 
+def test_fixed_file_takes_the_dct_split(tmp_path, monkeypatch):
+    """A fixed-size export runs the default filter, split by the fixed rule
+    of its baked lengths (lowered here so that every stage splits: more,
+    smaller MatMuls, same outputs); a dynamic one keeps the dense products,
+    since the rule needs the lengths."""
+    import mmvheat.ops.split_dct as split_dct
+    model = small_vheat()
+    x = torch.randn(2, 3, 48, 80)
+    model.set_hco_impl('reference')
+    ref = _outputs(model, x)
+    assert ExportableVHeat(model).backbone.hco_impl == 'dense'
+
+    def export(min_length):
+        monkeypatch.setattr(split_dct, 'SPLIT_MIN_LENGTH', min_length)
+        features = Features(model, (48, 80))
+        assert features.backbone.backbone.hco_impl == 'matmul'
+        path = str(tmp_path / f'fixed_{min_length}.onnx')
+        export_onnx(features, path, (48, 80), batch=2, dynamic=False)
+        nodes = onnx.load(path).graph.node
+        return path, sum(n.op_type == 'MatMul' for n in nodes)
+    _, dense_matmuls = export(10**6)
+    path, split_matmuls = export(4)
+    assert split_matmuls > dense_matmuls
+    outs = OnnxBackbone(path)(x)
+    assert max(rel_err(o, r) for o, r in zip(outs, ref)) < 1e-5
+
+
 def test_int8_runs_and_stays_close(dynamic_file, tmp_path):
     model, path = dynamic_file
     x = torch.randn(2, 3, 64, 80)

@@ -259,11 +259,15 @@ def compile_counted(model, **kwargs):
                          **kwargs), counter
 
 
+@pytest.mark.parametrize('split', [False, True])
 @pytest.mark.parametrize('deploy', [False, True])
-def test_compile_fullgraph_eval_without_autograd(deploy):
+def test_compile_fullgraph_eval_without_autograd(deploy, split, request):
     """No graph break (fullgraph) at the FVE's size (tables) and at a
     non-square size that is not a multiple of 32 (in-graph factors); each
-    size compiles once."""
+    size compiles once. ``split``: the DCT's even/odd split from length 4,
+    so every map takes it."""
+    if split:
+        request.getfixturevalue('split_everywhere')
     model = build(deploy=deploy, img_size=64).eval()
     compiled, counter = compile_counted(model)
     with torch.no_grad():
@@ -274,7 +278,10 @@ def test_compile_fullgraph_eval_without_autograd(deploy):
     assert counter.frame_count <= 2
 
 
-def test_compile_fullgraph_training_forward_backward():
+@pytest.mark.parametrize('split', [False, True])
+def test_compile_fullgraph_training_forward_backward(split, request):
+    if split:
+        request.getfixturevalue('split_everywhere')
     model = build().train()
     compiled, counter = compile_counted(model, dynamic=False)
     for size in [(64, 64), (45, 70)]:

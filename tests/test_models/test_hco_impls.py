@@ -20,10 +20,16 @@ def outputs_and_grads(model, x):
 
 
 @pytest.mark.parametrize('arch', [SMALL, SMALL_PRE])
-@pytest.mark.parametrize('impl', ['matmul', 'fft', 'auto'])
-def test_forward_backward_match_reference_impl(arch, impl):
+@pytest.mark.parametrize('impl',
+                         ['dense', 'matmul', 'matmul-split', 'fft', 'auto'])
+def test_forward_backward_match_reference_impl(arch, impl, request):
     """Outputs, input gradients and every parameter's gradient equal the
-    ``reference`` implementation's on the same weights, at odd sizes."""
+    ``reference`` implementation's on the same weights, at odd sizes
+    (``matmul-split``: the default with the DCT split from length 4, so
+    every stage's maps take the even/odd split)."""
+    if impl == 'matmul-split':
+        request.getfixturevalue('split_everywhere')
+        impl = 'matmul'
     model = VHeat(arch, out_indices=(0, 1, 2, 3), img_size=64,
                   drop_path_rate=0.)
     randomise(model)
@@ -80,13 +86,14 @@ def test_autocast_close_to_fp32_at_224(dtype, tol):
     assert torch.isfinite(half[1]).all() and rel_err(half[1], ref[1]) < tol
 
 
-@pytest.mark.parametrize('impl', ['matmul', 'fft'])
+@pytest.mark.parametrize('impl', ['dense', 'matmul', 'fft'])
 @pytest.mark.parametrize('dtype,tol', [(torch.bfloat16, 0.1),
                                        (torch.float16, 0.01)])
 def test_autocast_operator_at_1024(impl, dtype, tol):
-    """The operator on the 256x256 map a 1024 input gives stage 0. bf16's
-    8-bit mantissa through two 256-term sums per transform costs up to
-    ~6% (matmul); the FFT form computes in fp32 and stays within 1%."""
+    """The operator on the 256x256 map a 1024 input gives stage 0 (where
+    ``matmul`` splits each axis twice). bf16's 8-bit mantissa through two
+    256-term sums per transform costs up to ~6% (dense); the FFT form
+    computes in fp32 and stays within 1%."""
     op = HeatConductionOperator(4, impl=impl)
     x = torch.randn(1, 256, 256, 4)
     fve = torch.randn(256, 256, 4) * 0.1

@@ -29,7 +29,16 @@ def filter_with_grads(impl, u, k, dtype=torch.float32):
     return out, ui.grad, factors.grad, ki.grad
 
 
-@pytest.mark.parametrize('impl', ['matmul', 'fft', 'auto'])
+@pytest.fixture(params=['dense', 'matmul', 'matmul-split', 'fft', 'auto'])
+def impl(request):
+    """Each implementation; ``matmul-split`` is the default ``matmul`` with
+    the even/odd split from length 4, so that these small maps take it."""
+    if request.param == 'matmul-split':
+        request.getfixturevalue('split_everywhere')
+        return 'matmul'
+    return request.param
+
+
 @pytest.mark.parametrize('size', SIZES)
 def test_values_and_gradients_match_reference(impl, size):
     """Outputs and gradients w.r.t. the input and the damping factors equal
@@ -59,7 +68,6 @@ def test_exact_in_float64(impl):
 
 @pytest.mark.parametrize('dtype,tol', [(torch.bfloat16, 2e-2),
                                        (torch.float16, 2e-3)])
-@pytest.mark.parametrize('impl', ['matmul', 'fft', 'auto'])
 def test_half_precision_inputs(impl, dtype, tol):
     """Half inputs give half outputs close to fp32; the FFT computes in fp32
     internally (no FFT in half precision on the CPU)."""
@@ -142,8 +150,8 @@ def test_default_impl_is_fixed_matmul():
 
 def test_unknown_impl():
     u, k = inputs(3, 3)
-    with pytest.raises(ValueError, match="unknown heat filter impl 'dense'"):
-        heat_filter(u, heat_decay(k), impl='dense')
+    with pytest.raises(ValueError, match="unknown heat filter impl 'fast'"):
+        heat_filter(u, heat_decay(k), impl='fast')
 
 
 def test_auto_leaves_the_global_rng_alone():

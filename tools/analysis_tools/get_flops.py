@@ -2,7 +2,7 @@
 
     python tools/analysis_tools/get_flops.py \
         [--archs tiny small base] [--resolutions 224] \
-        [--forms deploy train] [--hco-impl matmul] [--tasks] \
+        [--forms deploy train] [--hco-impl matmul|dense] [--tasks] \
         [--config CONFIG --shape H W]
 
 Counts with mmengine's FlopAnalyzer (one multiply-add = one FLOP) plus the
@@ -12,6 +12,13 @@ handles of :mod:`mmvheat.analysis.flops`. ``deploy`` is the deployed model
 counted too). At resolution R the backbone is built with ``img_size=R``.
 ``--tasks`` adds Mask R-CNN at 1280x800 and UperNet at 512x2048 built from
 this repository's configs; ``--config`` counts any config.
+
+With the default ``--hco-impl matmul`` the DCT counts the multiply-adds its
+products actually do: where the even/odd split applies (maps at least 96
+long, so not at 224) each split halves them along its axis. ``--hco-impl
+dense`` counts the dense products (2 (H + W) multiply-adds per element and
+channel for the DCT and its inverse), the paper's convention; ``reference``
+and ``fft`` count the same dense products.
 """
 import argparse
 import os.path as osp
@@ -46,8 +53,10 @@ def parse_args(argv=None):
     parser.add_argument('--forms', nargs='+', default=['deploy', 'train'],
                         choices=['deploy', 'train'])
     parser.add_argument('--hco-impl', default='matmul',
-                        choices=['reference', 'matmul', 'fft'],
-                        help='all count the same dense DCT products')
+                        choices=['reference', 'dense', 'matmul', 'fft'],
+                        help="'matmul': the multiply-adds done (DCT split "
+                        "where it applies); the others: the dense DCT "
+                        "products (the paper's count)")
     parser.add_argument('--tasks', action='store_true',
                         help='also Mask R-CNN (1280x800) and UperNet '
                         '(512x2048) from our configs')
@@ -100,18 +109,24 @@ def main(argv=None):
                 key = arch[0]
                 cfg = config.format(key if 'detection' in config else arch)
                 for form in args.forms:
-                    result = task_model_flops(osp.join(ROOT, cfg), h, w, form)
+                    result = task_model_flops(osp.join(ROOT, cfg), h, w, form,
+                                              args.hco_impl)
                     rows.append(row(name.format(key.upper()), f'{w}x{h}',
                                     form, result, paper[key]))
     if args.config:
         h, w = args.shape
         for form in args.forms:
             rows.append(row(osp.basename(args.config), f'{w}x{h}', form,
-                            task_model_flops(args.config, h, w, form)))
+                            task_model_flops(args.config, h, w, form,
+                                             args.hco_impl)))
     print_table(rows)
-    print('FLOPs are multiply-adds (mmengine FlopAnalyzer); an FFT-based DCT '
-          'counts as the dense products it replaces (the paper convention), '
-          'so every hco_impl gives the same figure.')
+    if args.hco_impl == 'matmul':
+        dct = ('the DCT as the products do it (even/odd split on maps at '
+               'least 96 long; --hco-impl dense for the dense count)')
+    else:
+        dct = ('the DCT as dense products (the paper convention; an '
+               'FFT-based DCT counts as the dense products it replaces)')
+    print(f'FLOPs are multiply-adds (mmengine FlopAnalyzer), {dct}.')
 
 
 if __name__ == '__main__':

@@ -67,8 +67,9 @@ class HeatConductionOperator(nn.Module):
     Args:
         dim (int): Number of channels C.
         impl (str): How the DCT-damp-IDCT filter is computed: 'matmul'
-            (the default), 'fft', 'reference' (the authors' ``conv1d`` form)
-            or 'auto' (see :func:`mmvheat.ops.heat_filter`).
+            (the default: products, split where they pay), 'dense', 'fft',
+            'reference' (the authors' ``conv1d`` form) or 'auto' (see
+            :func:`mmvheat.ops.heat_filter`).
             Defaults to 'matmul'.
     """
 

@@ -157,8 +157,10 @@ class VHeat(BaseModule):
         deploy (bool): Build the model in deploy mode (see
             :meth:`switch_to_deploy`). Defaults to False.
         hco_impl (str): How the HCO's DCT filter runs (see
-            :meth:`set_hco_impl`): 'matmul' (dense products; fixed, the
-            default), 'fft', 'auto' (opt-in: matmul or fft by a calibration
+            :meth:`set_hco_impl`): 'matmul' (matrix products with the
+            exact even/odd split of the DCT where a fixed rule of the map's
+            lengths says it pays; the default), 'dense' (dense products
+            only), 'fft', 'auto' (opt-in: matmul or fft by a calibration
             measured once per device and dtype, the same on every rank; see
             :mod:`mmvheat.ops.autotune`) or 'reference' (the whole model in
             the authors' layout and arithmetic; the baseline of benchmarks).
@@ -354,8 +356,8 @@ class VHeat(BaseModule):
         """Choose how the blocks compute (same weights, same outputs).
 
         Args:
-            impl (str): 'auto', 'matmul', 'fft' (the filter of every HCO,
-                channels-last layout) or 'reference' (the authors' layout
+            impl (str): 'auto', 'matmul', 'dense', 'fft' (the filter of
+                every HCO, channels-last layout) or 'reference' (the authors' layout
                 and ``conv1d`` DCT for the whole model).
         """
         if impl not in HCO_IMPLS:

@@ -1,0 +1,187 @@
+"""Building blocks of ``tools/analysis_tools/benchmark_dct.py``: the heat
+filter's implementations, and vHeat models that only differ in
+``hco_impl``, timed in one process with interleaved repeats.
+
+A *case* is something to time under each implementation: a filter on one
+(H, W) map (:func:`filter_case`) or a vHeat step (:func:`model_case`). Each
+repeat times every case under every implementation (the order rotated from
+repeat to repeat) as the median of ``runs`` calls after a warm-up; the
+result per case and implementation is the median over the repeats, and each
+repeat's ratios are kept so their spread can be reported.
+"""
+import statistics
+import time
+from typing import Callable, Dict, List, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from mmvheat.models import VHeat
+from mmvheat.ops import dct_bases, dense_filter, split_filter
+from mmvheat.ops.filters import FILTERS
+from mmvheat.ops.split_dct import split_depth
+from .classifier import Classifier
+
+MODEL_CASES = ('deploy1024', 'det800x1216_tables', 'det800x1216',
+               'train512')
+"""* ``deploy1024``: vHeat-T deployed, a 1024x1024 image (batch 1).
+* ``det800x1216_tables``: vHeat-T built for 800x1216 (``img_size``, so its
+  decay tables are reused), four outputs, one image without autograd.
+* ``det800x1216``: vHeat-T with ``img_size=512`` (mmdet's configs), so the
+  damping factors are computed in every forward, as in training; four
+  outputs, one image without autograd (what mmdet's test loop runs).
+* ``train512``: a training step of vHeat-T with a linear head at 512x512,
+  batch 2: forward, cross-entropy, backward, AdamW step."""
+
+
+def _median_time(fn: Callable[[], object], runs: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _filter_inputs(size: Tuple[int, int], channels: int, batch: int,
+                   seed: int) -> tuple:
+    """A random (batch, H, W, channels) map, damping factors and bases."""
+    gen = torch.Generator().manual_seed(seed)
+    h, w = size
+    return (torch.randn(batch, h, w, channels, generator=gen),
+            torch.rand(h, w, channels, generator=gen), dct_bases(h, w))
+
+
+def filter_case(size: Tuple[int, int], channels: int = 96, batch: int = 1,
+                seed: int = 0) -> Callable[[str], Callable[[], object]]:
+    """A case timing ``FILTERS[impl]`` on one (batch, H, W, channels) map,
+    its bases shared as a stage shares them, without autograd."""
+    u, factors, bases = _filter_inputs(size, channels, batch, seed)
+
+    def make(impl: str) -> Callable[[], object]:
+        fn = FILTERS[impl]
+
+        def call():
+            with torch.inference_mode():
+                return fn(u, factors, bases)
+        return call
+    return make
+
+
+def depth_case(size: Tuple[int, int], channels: int = 96, batch: int = 1,
+               seed: int = 0) -> Callable[[str], Callable[[], object]]:
+    """A case timing the filter with a given number of even/odd splits along
+    both axes: implementation names ``'split0'`` (the dense products),
+    ``'split1'``, ``'split2'``, ... (the measurement behind
+    :data:`~mmvheat.ops.split_dct.SPLIT_MIN_LENGTH`)."""
+    u, factors, bases = _filter_inputs(size, channels, batch, seed)
+    h, w = size
+
+    def make(name: str) -> Callable[[], object]:
+        depth = int(name[len('split'):])
+        depths = (min(depth, split_depth(h, 2)), min(depth, split_depth(w, 2)))
+
+        def call():
+            with torch.inference_mode():
+                if depth == 0:
+                    return dense_filter(u, factors, bases)
+                return split_filter(u, factors, bases, depths)
+        return call
+    return make
+
+
+def model_case(name: str) -> Callable[[str], Callable[[], object]]:
+    """A case of :data:`MODEL_CASES`: one vHeat-T (fixed seed) whose
+    ``hco_impl`` is switched per implementation (same weights)."""
+    if name not in MODEL_CASES:
+        raise ValueError(f'model case must be one of {MODEL_CASES}, got '
+                         f'{name!r}')
+    torch.manual_seed(0)
+    if name == 'train512':
+        model = Classifier(VHeat('tiny', img_size=512)).train()
+        x = torch.randn(2, 3, 512, 512)
+        target = torch.randint(0, 1000, (2, ))
+        optim = torch.optim.AdamW(model.parameters(), lr=1e-6)
+
+        def step(backbone: VHeat):
+            loss = F.cross_entropy(model(x), target)
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+        backbone = model.backbone
+    else:
+        if name == 'deploy1024':
+            backbone = VHeat('tiny', img_size=1024)
+            x = torch.randn(1, 3, 1024, 1024)
+        else:
+            size = (800, 1216) if name.endswith('tables') else 512
+            backbone = VHeat('tiny', img_size=size, out_indices=(0, 1, 2, 3))
+            x = torch.randn(1, 3, 800, 1216)
+        backbone.eval()
+        if name != 'det800x1216':
+            backbone.switch_to_deploy()
+
+        def step(backbone: VHeat):
+            with torch.no_grad():
+                return backbone(x)
+
+    def make(impl: str) -> Callable[[], object]:
+        def call():
+            backbone.set_hco_impl(impl)
+            return step(backbone)
+        return call
+    return make
+
+
+def run_cases(cases: Dict[str, Callable[[str], Callable[[], object]]],
+              impls: Sequence[str], repeat: int = 3, runs: int = 5,
+              log: Callable[[str], None] = lambda s: None) -> Dict[str, Dict]:
+    """Time every case under every implementation, interleaved.
+
+    Returns:
+        dict: Per case: ``ms`` (impl -> median over repeats of the
+        per-repeat medians, in milliseconds) and ``repeats`` (impl -> the
+        per-repeat medians, in repeat order).
+    """
+    results = {name: dict(ms={}, repeats={i: [] for i in impls})
+               for name in cases}
+    for r in range(repeat):
+        for name, make in cases.items():
+            order = list(impls[r % len(impls):]) + list(
+                impls[:r % len(impls)])
+            for impl in order:
+                ms = 1e3 * _median_time(make(impl), runs)
+                results[name]['repeats'][impl].append(ms)
+                log(f'repeat {r + 1}/{repeat} {name} {impl}: {ms:.1f} ms')
+    for res in results.values():
+        res['ms'] = {i: statistics.median(v)
+                     for i, v in res['repeats'].items()}
+    return results
+
+
+def ratio_spread(res: Dict, slow: str, fast: str) -> Tuple[float, float,
+                                                           float]:
+    """(median, min, max) over the repeats of ``slow`` time / ``fast``
+    time, repeat by repeat."""
+    ratios = [a / b for a, b in zip(res['repeats'][slow],
+                                   res['repeats'][fast])]
+    return statistics.median(ratios), min(ratios), max(ratios)
+
+
+def table(results: Dict[str, Dict], impls: Sequence[str],
+          pairs: Sequence[Tuple[str, str]]) -> List[str]:
+    """Markdown rows: a case per row, ms per implementation, then for each
+    ``(new, base)`` pair the speed-up of ``new`` over ``base`` (median of
+    the per-repeat ratios, with their range)."""
+    head = ['case'] + [f'{i} ms' for i in impls] + [
+        f'{new} vs {base}' for new, base in pairs]
+    rows = ['| ' + ' | '.join(head) + ' |',
+            '|' + '---|' * len(head)]
+    for name, res in results.items():
+        cells = [name] + [f"{res['ms'][i]:.2f}" for i in impls]
+        for new, base in pairs:
+            med, lo, hi = ratio_spread(res, base, new)
+            cells.append(f'{med:.2f}x ({lo:.2f}-{hi:.2f})')
+        rows.append('| ' + ' | '.join(cells) + ' |')
+    return rows

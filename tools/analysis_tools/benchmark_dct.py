@@ -1,0 +1,124 @@
+"""The HCO's DCT implementations against each other: the heat filter alone
+on maps of several sizes, and vHeat-T steps, in one process, interleaved.
+
+    python tools/analysis_tools/benchmark_dct.py \\
+        [--sizes 56 100 128 200 256 320 200x304] [--channels 96] \\
+        [--models deploy1024 det800x1216_tables det800x1216 train512] \\
+        [--impls reference dense matmul] [--repeat 3] [--runs 5] \\
+        [--threads N] [--out-dir work_dirs/benchmark_dct]
+    python tools/analysis_tools/benchmark_dct.py --depth-sweep 3 \
+        --sizes 56 64 80 96 112 128 256 200x304 --models
+
+``dense`` is the dense-product filter (what ``matmul`` was before the
+even/odd split), ``matmul`` the default (split where the fixed rule says
+so), ``reference`` the authors' ``conv1d`` form (for models: their whole
+layout). Prints one markdown table for the filter and one for the models:
+milliseconds per call (median over ``--repeat`` repeats of the median of
+``--runs`` calls), and ``matmul``'s speed-up over each baseline as the
+median of the per-repeat ratios with their range. Writes ``results.json``
+and ``results.md`` into ``--out-dir``. Pass ``--models`` with no names (or
+``--sizes`` with none) to skip that table.
+
+``--depth-sweep D`` times the filter at ``--sizes`` with 0 (dense) to D
+even/odd splits along both axes instead of the implementations (how the
+split rule's threshold was chosen).
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import platform
+import sys
+
+import torch
+
+from mmvheat.analysis.dct_benchmark import (MODEL_CASES, depth_case,
+                                            filter_case, model_case,
+                                            run_cases, table)
+from mmvheat.ops import FILTER_IMPLS, SPLIT_MIN_LENGTH
+
+
+def parse_size(text: str):
+    h, _, w = text.partition('x')
+    try:
+        return int(h), int(w or h)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'a size is N or HxW, got {text!r}') from None
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Benchmark the HCO DCT implementations (filter alone '
+        'and vHeat-T steps), interleaved in one process.')
+    parser.add_argument('--sizes', nargs='*', type=parse_size,
+                        default=[parse_size(s) for s in (
+                            '56', '100', '128', '200', '256', '320',
+                            '200x304')],
+                        help='filter map sizes, N or HxW')
+    parser.add_argument('--channels', type=int, default=96)
+    parser.add_argument('--batch', type=int, default=1,
+                        help='filter batch (default: %(default)s)')
+    parser.add_argument('--models', nargs='*', default=list(MODEL_CASES),
+                        choices=MODEL_CASES)
+    parser.add_argument('--impls', nargs='+',
+                        default=['reference', 'dense', 'matmul'],
+                        choices=[i for i in FILTER_IMPLS])
+    parser.add_argument('--depth-sweep', type=int, metavar='D',
+                        help='time 0..D splits per axis at --sizes instead')
+    parser.add_argument('--repeat', type=int, default=3)
+    parser.add_argument('--runs', type=int, default=5)
+    parser.add_argument('--threads', type=int,
+                        help='torch threads (default: torch default)')
+    parser.add_argument('--out-dir', default='work_dirs/benchmark_dct')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    meta = dict(torch=torch.__version__, threads=torch.get_num_threads(),
+                machine=platform.processor() or platform.machine(),
+                split_min_length=SPLIT_MIN_LENGTH, repeat=args.repeat,
+                runs=args.runs, channels=args.channels, batch=args.batch)
+    out = dict(meta=meta)
+    pairs = [('matmul', b) for b in ('dense', 'reference')
+             if 'matmul' in args.impls and b in args.impls]
+    lines = [f'torch {meta["torch"]}, {meta["threads"]} threads, '
+             f'{args.repeat} repeats x {args.runs} runs']
+    if args.sizes and args.depth_sweep:
+        names = [f'split{d}' for d in range(args.depth_sweep + 1)]
+        cases = {f'{h}x{w}': depth_case((h, w), args.channels, args.batch)
+                 for h, w in args.sizes}
+        res = run_cases(cases, names, args.repeat, args.runs, log)
+        out['depth_sweep'] = res
+        lines += ['', f'Heat filter with 0-{args.depth_sweep} splits per '
+                  f'axis, fp32, batch {args.batch}, {args.channels} '
+                  'channels (vs split0, the dense products):', '']
+        lines += table(res, names, [(n, 'split0') for n in names[1:]])
+    elif args.sizes:
+        cases = {f'{h}x{w}': filter_case((h, w), args.channels, args.batch)
+                 for h, w in args.sizes}
+        res = run_cases(cases, args.impls, args.repeat, args.runs, log)
+        out['filter'] = res
+        lines += ['', f'Heat filter (DCT, damp, IDCT), fp32, batch '
+                  f'{args.batch}, {args.channels} channels:', '']
+        lines += table(res, args.impls, pairs)
+    if args.models:
+        cases = {name: model_case(name) for name in args.models}
+        res = run_cases(cases, args.impls, args.repeat, args.runs, log)
+        out['models'] = res
+        lines += ['', 'vHeat-T, fp32:', ''] + table(res, args.impls, pairs)
+    text = '\n'.join(lines)
+    print(text)
+    os.makedirs(args.out_dir, exist_ok=True)
+    with open(osp.join(args.out_dir, 'results.json'), 'w') as f:
+        json.dump(out, f, indent=1)
+    with open(osp.join(args.out_dir, 'results.md'), 'w') as f:
+        f.write(text + '\n')
+
+
+if __name__ == '__main__':
+    main()
