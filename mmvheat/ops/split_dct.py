@@ -145,14 +145,23 @@ def unfold(a: torch.Tensor, b: torch.Tensor, dim: int,
     """Positions in natural order from the parts' inverses ``a`` and ``b``
     (ceil(N/2) long along ``dim``): ``a + b``, then ``a - b`` reversed.
 
-    Both sums come from one broadcast ``addcmul`` into a stacked tensor,
-    which ran faster here than a separate add and subtract."""
-    m_odd = split_lengths(length)[1]
+    Both sums come from one broadcast ``addcmul`` into a tensor that stacks
+    them along ``dim``; for even N its second half is then reversed in
+    place, so the stack already is the result (a concatenation after it
+    ran slower here); for odd N, whose halves overlap in the middle sample,
+    the halves are concatenated."""
+    m, m_odd = split_lengths(length)
     shape = [1] * (a.dim() + 1)
     shape[dim] = 2
     sign = torch.tensor([1., -1.], dtype=a.dtype, device=a.device)
     both = torch.addcmul(a.unsqueeze(dim), sign.view(shape), b.unsqueeze(dim))
-    high = both.select(dim, 1).narrow(dim, 0, m_odd).flip(dim)
+    high = both.select(dim, 1)
+    if m == m_odd:
+        high.copy_(high.flip(dim))
+        out_shape = list(a.shape)
+        out_shape[dim] = length
+        return both.view(out_shape)
+    high = high.narrow(dim, 0, m_odd).flip(dim)
     return torch.cat([both.select(dim, 0), high], dim=dim)
 
 
