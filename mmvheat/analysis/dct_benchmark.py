@@ -22,9 +22,11 @@ from mmvheat.ops.filters import FILTERS
 from mmvheat.ops.split_dct import split_depth
 from .classifier import Classifier
 
-MODEL_CASES = ('deploy1024', 'det800x1216_tables', 'det800x1216',
-               'train512')
-"""* ``deploy1024``: vHeat-T deployed, a 1024x1024 image (batch 1).
+MODEL_CASES = ('deploy224', 'deploy1024', 'det800x1216_tables',
+               'det800x1216', 'train512')
+"""* ``deploy224``: vHeat-T deployed, 8 images of 224x224 (no map is long
+  enough to split: the default is the dense path there).
+* ``deploy1024``: vHeat-T deployed, a 1024x1024 image (batch 1).
 * ``det800x1216_tables``: vHeat-T built for 800x1216 (``img_size``, so its
   decay tables are reused), four outputs, one image without autograd.
 * ``det800x1216``: vHeat-T with ``img_size=512`` (mmdet's configs), so the
@@ -54,13 +56,22 @@ def _filter_inputs(size: Tuple[int, int], channels: int, batch: int,
 
 
 def filter_case(size: Tuple[int, int], channels: int = 96, batch: int = 1,
-                seed: int = 0) -> Callable[[str], Callable[[], object]]:
+                seed: int = 0, compile: bool = False
+                ) -> Callable[[str], Callable[[], object]]:
     """A case timing ``FILTERS[impl]`` on one (batch, H, W, channels) map,
-    its bases shared as a stage shares them, without autograd."""
+    its bases shared as a stage shares them, without autograd; with
+    ``compile``, ``torch.compile(fullgraph=True, dynamic=False)`` of it
+    (compiled once per case and implementation, in the warm-up)."""
     u, factors, bases = _filter_inputs(size, channels, batch, seed)
+    compiled = {}
 
     def make(impl: str) -> Callable[[], object]:
         fn = FILTERS[impl]
+        if compile:
+            if impl not in compiled:
+                compiled[impl] = torch.compile(
+                    fn, fullgraph=True, dynamic=False)
+            fn = compiled[impl]
 
         def call():
             with torch.inference_mode():
@@ -111,9 +122,10 @@ def model_case(name: str) -> Callable[[str], Callable[[], object]]:
             optim.step()
         backbone = model.backbone
     else:
-        if name == 'deploy1024':
-            backbone = VHeat('tiny', img_size=1024)
-            x = torch.randn(1, 3, 1024, 1024)
+        if name.startswith('deploy'):
+            side = int(name[len('deploy'):])
+            backbone = VHeat('tiny', img_size=side)
+            x = torch.randn(8 if side == 224 else 1, 3, side, side)
         else:
             size = (800, 1216) if name.endswith('tables') else 512
             backbone = VHeat('tiny', img_size=size, out_indices=(0, 1, 2, 3))

@@ -42,15 +42,16 @@ __all__ = [
 ]
 
 # A part of an axis is split while it is at least this long. Measured on
-# the 2-core CPU this project is developed on (fp32, 96 channels, batch 1,
-# both axes split alike, fastest of 7 calls in 7 interleaved rounds; the
-# `--depth-sweep` of tools/analysis_tools/benchmark_dct.py): one split
-# against the dense products was 0.81x at 56, 0.92x at 64, 1.00x at 80,
-# 1.07x at 96, 1.15x at 112 and 1.2-1.4x from 128 up; a second split (of the
-# even half) lost at 128 (0.97x against 1.18x for one), was even at 256 and
-# 320 (1.41x / 1.30x against 1.39x / 1.26x) and won at 200x304 (1.46x
-# against 1.32x). So: split from 96, and split the even half again while it
-# is still 96 long.
+# the 2-core CPU this project is developed on with
+#   tools/analysis_tools/benchmark_dct.py --depth-sweep 3 --sizes ...
+# (fp32, 96 channels, batch 1, both axes split alike, medians of 5 calls in
+# 5 interleaved repeats): one split against the dense products was 0.86x at
+# 56, 0.95x at 64, 1.01x at 80, 1.18x at 96, 1.21x at 112, 1.32x at 128 and
+# 1.3-1.7x from 160 to 320. A second split (of the even half) lost at 128
+# (1.24x against 1.32x) and broke even from 160 to 256; with 9 repeats it
+# was 1.45x against 1.40x at 192, 1.56x / 1.57x at 200x304, 1.53x / 1.59x
+# at 256 and 1.89x / 1.71x at 320. So a part splits from 96 on, the first
+# split and the deeper ones alike.
 SPLIT_MIN_LENGTH = 96
 
 

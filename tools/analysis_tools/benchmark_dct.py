@@ -19,7 +19,8 @@ median of the per-repeat ratios with their range. Writes ``results.json``
 and ``results.md`` into ``--out-dir``. Pass ``--models`` with no names (or
 ``--sizes`` with none) to skip that table.
 
-``--depth-sweep D`` times the filter at ``--sizes`` with 0 (dense) to D
+``--compile`` compiles each filter (``fullgraph=True``, static shapes)
+before timing it. ``--depth-sweep D`` times the filter at ``--sizes`` with 0 (dense) to D
 even/odd splits along both axes instead of the implementations (how the
 split rule's threshold was chosen).
 """
@@ -31,6 +32,7 @@ import platform
 import sys
 
 import torch
+import torch._dynamo
 
 from mmvheat.analysis.dct_benchmark import (MODEL_CASES, depth_case,
                                             filter_case, model_case,
@@ -66,6 +68,8 @@ def parse_args(argv=None):
                         choices=[i for i in FILTER_IMPLS])
     parser.add_argument('--depth-sweep', type=int, metavar='D',
                         help='time 0..D splits per axis at --sizes instead')
+    parser.add_argument('--compile', action='store_true',
+                        help='torch.compile the filters (filter table only)')
     parser.add_argument('--repeat', type=int, default=3)
     parser.add_argument('--runs', type=int, default=5)
     parser.add_argument('--threads', type=int,
@@ -99,11 +103,15 @@ def main(argv=None):
                   'channels (vs split0, the dense products):', '']
         lines += table(res, names, [(n, 'split0') for n in names[1:]])
     elif args.sizes:
-        cases = {f'{h}x{w}': filter_case((h, w), args.channels, args.batch)
+        if args.compile:  # a compiled graph per size and implementation
+            torch._dynamo.config.recompile_limit = 1024
+        cases = {f'{h}x{w}': filter_case((h, w), args.channels, args.batch,
+                                         compile=args.compile)
                  for h, w in args.sizes}
         res = run_cases(cases, args.impls, args.repeat, args.runs, log)
         out['filter'] = res
-        lines += ['', f'Heat filter (DCT, damp, IDCT), fp32, batch '
+        how = 'torch.compile, ' if args.compile else ''
+        lines += ['', f'Heat filter (DCT, damp, IDCT), {how}fp32, batch '
                   f'{args.batch}, {args.channels} channels:', '']
         lines += table(res, args.impls, pairs)
     if args.models:
