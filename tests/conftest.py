@@ -168,8 +168,10 @@ def checkpoint_server(tmp_path, monkeypatch):
 @pytest.fixture
 def split_everywhere(monkeypatch):
     """The default ``matmul`` filter with the even/odd split from length 4
-    (the fixed rule starts at 96), so small test maps take the split path
-    (maps of 4-7 split once, 8-15 twice, ...)."""
+    (the fixed rule starts at 96, or 128 under autograd), so small test maps
+    take the split path (without autograd maps of 4-7 split once, 8-15
+    twice, ...; with autograd once)."""
     import mmvheat.ops.split_dct as split_dct
     monkeypatch.setattr(split_dct, 'SPLIT_MIN_LENGTH', 4)
+    monkeypatch.setattr(split_dct, 'SPLIT_MIN_LENGTH_GRAD', 4)
     return 4

@@ -55,13 +55,34 @@ def _filter_inputs(size: Tuple[int, int], channels: int, batch: int,
             torch.rand(h, w, channels, generator=gen), dct_bases(h, w))
 
 
+def _caller(fn: Callable, u: torch.Tensor, factors: torch.Tensor,
+            bases: tuple, grad: bool) -> Callable[[], object]:
+    """``fn(u, factors, bases)`` without autograd, or with ``grad`` its
+    forward and backward (gradients of ``u`` and ``factors``) for a fixed
+    random output gradient."""
+    if not grad:
+        def call():
+            with torch.inference_mode():
+                return fn(u, factors, bases)
+        return call
+    out_grad = torch.randn(u.shape, generator=torch.Generator().manual_seed(1))
+
+    def call_with_grad():
+        ui = u.detach().requires_grad_()
+        fi = factors.detach().requires_grad_()
+        fn(ui, fi, bases).backward(out_grad)
+        return ui.grad
+    return call_with_grad
+
+
 def filter_case(size: Tuple[int, int], channels: int = 96, batch: int = 1,
-                seed: int = 0, compile: bool = False
+                seed: int = 0, compile: bool = False, grad: bool = False
                 ) -> Callable[[str], Callable[[], object]]:
     """A case timing ``FILTERS[impl]`` on one (batch, H, W, channels) map,
-    its bases shared as a stage shares them, without autograd; with
-    ``compile``, ``torch.compile(fullgraph=True, dynamic=False)`` of it
-    (compiled once per case and implementation, in the warm-up)."""
+    its bases shared as a stage shares them, without autograd (with
+    ``grad``: forward and backward); with ``compile``,
+    ``torch.compile(fullgraph=True, dynamic=False)`` of it (compiled once
+    per case and implementation, in the warm-up)."""
     u, factors, bases = _filter_inputs(size, channels, batch, seed)
     compiled = {}
 
@@ -72,33 +93,30 @@ def filter_case(size: Tuple[int, int], channels: int = 96, batch: int = 1,
                 compiled[impl] = torch.compile(
                     fn, fullgraph=True, dynamic=False)
             fn = compiled[impl]
-
-        def call():
-            with torch.inference_mode():
-                return fn(u, factors, bases)
-        return call
+        return _caller(fn, u, factors, bases, grad)
     return make
 
 
 def depth_case(size: Tuple[int, int], channels: int = 96, batch: int = 1,
-               seed: int = 0) -> Callable[[str], Callable[[], object]]:
+               seed: int = 0, grad: bool = False
+               ) -> Callable[[str], Callable[[], object]]:
     """A case timing the filter with a given number of even/odd splits along
     both axes: implementation names ``'split0'`` (the dense products),
     ``'split1'``, ``'split2'``, ... (the measurement behind
-    :data:`~mmvheat.ops.split_dct.SPLIT_MIN_LENGTH`)."""
+    :data:`~mmvheat.ops.split_dct.SPLIT_MIN_LENGTH`); ``grad`` as in
+    :func:`filter_case`."""
     u, factors, bases = _filter_inputs(size, channels, batch, seed)
     h, w = size
 
     def make(name: str) -> Callable[[], object]:
         depth = int(name[len('split'):])
-        depths = (min(depth, split_depth(h, 2)), min(depth, split_depth(w, 2)))
+        depths = (min(depth, split_depth(h, min_length=2)), min(depth, split_depth(w, min_length=2)))
 
-        def call():
-            with torch.inference_mode():
-                if depth == 0:
-                    return dense_filter(u, factors, bases)
-                return split_filter(u, factors, bases, depths)
-        return call
+        def fn(u, factors, bases):
+            if depth == 0:
+                return dense_filter(u, factors, bases)
+            return split_filter(u, factors, bases, depths)
+        return _caller(fn, u, factors, bases, grad)
     return make
 
 

@@ -105,11 +105,14 @@ def export_onnx(graph: nn.Module,
                    2: dim.DYNAMIC(min=MIN_INPUT_SIZE),
                    3: dim.DYNAMIC(min=MIN_INPUT_SIZE)}, )
     try:
-        program = torch.onnx.export(
-            graph, (x, ), dynamo=True, dynamic_shapes=shapes,
-            opset_version=opset, input_names=[INPUT_NAME],
-            output_names=output_names(task, n_out), external_data=False,
-            verbose=False)
+        # traced without autograd, as the file runs (the HCO's fixed DCT
+        # rule differs under autograd)
+        with torch.no_grad():
+            program = torch.onnx.export(
+                graph, (x, ), dynamo=True, dynamic_shapes=shapes,
+                opset_version=opset, input_names=[INPUT_NAME],
+                output_names=output_names(task, n_out), external_data=False,
+                verbose=False)
     except Exception as err:  # name the stage, keep the exporter's message
         raise DeployError(
             f'torch.onnx.export failed for the {task} graph '

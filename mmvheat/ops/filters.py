@@ -76,8 +76,10 @@ def matmul_filter(u: torch.Tensor, factors: torch.Tensor,
                   bases: Bases = None) -> torch.Tensor:
     """The heat filter as matrix products: the even/odd split as often along
     each axis as :func:`~mmvheat.ops.split_dct.split_depth` says (a fixed
-    rule of the length), the dense products where it says none."""
-    depths = (split_depth(u.shape[1]), split_depth(u.shape[2]))
+    rule of the length, and of whether autograd records), the dense
+    products where it says none."""
+    grad = needs_autograd(u, factors)
+    depths = (split_depth(u.shape[1], grad), split_depth(u.shape[2], grad))
     if depths == (0, 0):
         return dense_filter(u, factors, bases)
     return split_filter(u, factors, _bases_for(u, bases), depths)

@@ -37,7 +37,8 @@ import torch
 from .autograd import needs_autograd
 
 __all__ = [
-    'SPLIT_MIN_LENGTH', 'AxisPlan', 'axis_plan', 'fold', 'split_depth',
+    'SPLIT_MAX_DEPTH_GRAD', 'SPLIT_MIN_LENGTH', 'SPLIT_MIN_LENGTH_GRAD',
+    'AxisPlan', 'axis_plan', 'fold', 'split_depth',
     'split_filter', 'split_lengths', 'unfold'
 ]
 
@@ -53,6 +54,14 @@ __all__ = [
 # at 256 and 1.89x / 1.71x at 320. So a part splits from 96 on, the first
 # split and the deeper ones alike.
 SPLIT_MIN_LENGTH = 96
+# With autograd (training) each fold and unfold has a backward pass too.
+# Forward and backward, batch 2 (`--grad --depth-sweep`), one split against
+# the dense products: 0.97x at 96, and with 9 repeats 1.10x at 128, 1.12x
+# at 160, 1.20x at 192, 1.37x at 224; a second split lost at 128 and 192
+# (0.91x / 1.02x against 1.09x for one in the same 5-repeat run) and was
+# even at 256 (1.45x against 1.49x). So with autograd: one split, from 128.
+SPLIT_MIN_LENGTH_GRAD = 128
+SPLIT_MAX_DEPTH_GRAD = 1
 
 
 def split_lengths(n: int) -> Tuple[int, int]:
@@ -88,15 +97,19 @@ class AxisPlan(NamedTuple):
         return len(self.forward) - 1
 
 
-def split_depth(n: int, min_length: Optional[int] = None) -> int:
+def split_depth(n: int, grad: bool = False,
+                min_length: Optional[int] = None) -> int:
     """Number of even/odd splits the fixed rule applies to a length-``n``
     axis: split while the (even) part is at least ``min_length`` long
-    (default :data:`SPLIT_MIN_LENGTH`); a part of odd length is split at
+    (default :data:`SPLIT_MIN_LENGTH`, or with ``grad``, when the filter
+    runs under autograd, :data:`SPLIT_MIN_LENGTH_GRAD` and at most
+    :data:`SPLIT_MAX_DEPTH_GRAD` splits); a part of odd length is split at
     most once more (its even half is not symmetric)."""
+    max_depth = SPLIT_MAX_DEPTH_GRAD if grad else n
     if min_length is None:
-        min_length = SPLIT_MIN_LENGTH
+        min_length = SPLIT_MIN_LENGTH_GRAD if grad else SPLIT_MIN_LENGTH
     depth = 0
-    while n >= min_length:
+    while n >= min_length and depth < max_depth:
         depth += 1
         if n % 2:
             break
@@ -133,9 +146,17 @@ def axis_plan(basis: torch.Tensor, depth: int) -> AxisPlan:
 
 def fold(x: torch.Tensor, dim: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """``(s, d)`` of ``x`` along ``dim``: ``x_i + x_{N-1-i}`` for
-    i < ceil(N/2) and ``x_i - x_{N-1-i}`` for i < floor(N/2)."""
+    i < ceil(N/2) and ``x_i - x_{N-1-i}`` for i < floor(N/2).
+
+    An even length is cut into its halves with ``split``, whose backward
+    concatenates the two gradients (``narrow`` would fill a zero tensor per
+    half and add them)."""
     n = x.shape[dim]
     m, m_odd = split_lengths(n)
+    if m == m_odd:
+        low, high = x.split(m, dim=dim)
+        high = high.flip(dim)
+        return low + high, low - high
     low = x.narrow(dim, 0, m)
     high = x.narrow(dim, n - m, m).flip(dim)
     return low + high, low.narrow(dim, 0, m_odd) - high.narrow(dim, 0, m_odd)
@@ -146,24 +167,29 @@ def unfold(a: torch.Tensor, b: torch.Tensor, dim: int,
     """Positions in natural order from the parts' inverses ``a`` and ``b``
     (ceil(N/2) long along ``dim``): ``a + b``, then ``a - b`` reversed.
 
-    Both sums come from one broadcast ``addcmul`` into a tensor that stacks
-    them along ``dim``; for even N its second half is then reversed in
-    place, so the stack already is the result (a concatenation after it
-    ran slower here); for odd N, whose halves overlap in the middle sample,
-    the halves are concatenated."""
+    Without autograd and for even N, both sums come from one broadcast
+    ``addcmul`` into a tensor that stacks them along ``dim``, whose second
+    half is then reversed in place: the stack is the result (concatenating
+    ran slower here). With autograd, or for odd N (whose halves share the
+    middle sample), a sum, a difference, a flip and a concatenation, whose
+    backward passes are views and single passes."""
     m, m_odd = split_lengths(length)
-    shape = [1] * (a.dim() + 1)
-    shape[dim] = 2
-    sign = torch.tensor([1., -1.], dtype=a.dtype, device=a.device)
-    both = torch.addcmul(a.unsqueeze(dim), sign.view(shape), b.unsqueeze(dim))
-    high = both.select(dim, 1)
-    if m == m_odd:
+    if m == m_odd and not needs_autograd(a, b):
+        shape = [1] * (a.dim() + 1)
+        shape[dim] = 2
+        sign = torch.tensor([1., -1.], dtype=a.dtype, device=a.device)
+        both = torch.addcmul(a.unsqueeze(dim), sign.view(shape),
+                             b.unsqueeze(dim))
+        high = both.select(dim, 1)
         high.copy_(high.flip(dim))
         out_shape = list(a.shape)
         out_shape[dim] = length
         return both.view(out_shape)
-    high = high.narrow(dim, 0, m_odd).flip(dim)
-    return torch.cat([both.select(dim, 0), high], dim=dim)
+    if m != m_odd:
+        a_odd, b_odd = a.narrow(dim, 0, m_odd), b.narrow(dim, 0, m_odd)
+    else:
+        a_odd, b_odd = a, b
+    return torch.cat([a + b, (a_odd - b_odd).flip(dim)], dim=dim)
 
 
 def _parts(x: torch.Tensor, dim: int, plan: AxisPlan) -> List[torch.Tensor]:

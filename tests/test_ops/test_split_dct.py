@@ -30,8 +30,8 @@ def test_every_depth_equals_the_dense_products(size):
     h, w = size
     u, factors, bases = _data(h, w)
     ref = dense_filter(u, factors, bases)
-    depths = list(itertools.product(range(split_depth(h, 2) + 1),
-                                     range(split_depth(w, 2) + 1)))
+    depths = list(itertools.product(range(split_depth(h, min_length=2) + 1),
+                                     range(split_depth(w, min_length=2) + 1)))
     assert len(depths) > 1
     for depth in depths:
         out = split_filter(u, factors, bases, depth)
@@ -95,11 +95,13 @@ def test_split_after_an_odd_length_is_refused():
 
 def test_the_fixed_rule():
     """Split while the (even) part is at least 96 long; an odd part is the
-    last one split."""
+    last one split. Under autograd: once, from 128."""
     expect = {7: 0, 56: 0, 95: 0, 96: 1, 97: 1, 128: 1, 152: 1, 191: 1,
               192: 2, 200: 2, 256: 2, 304: 2, 320: 2, 384: 3}
     assert {n: split_depth(n) for n in expect} == expect
     assert split_depth(20, min_length=5) == 3  # 20 -> 10 -> 5 (odd, last)
+    expect = {96: 0, 127: 0, 128: 1, 200: 1, 256: 1, 1024: 1}
+    assert {n: split_depth(n, grad=True) for n in expect} == expect
 
 
 def test_default_filter_dispatches_by_the_rule(monkeypatch):
@@ -124,3 +126,7 @@ def test_default_filter_dispatches_by_the_rule(monkeypatch):
     torch.testing.assert_close(heat_filter(u, k), dense_filter(u, k),
                                rtol=0, atol=0)
     assert calls == [(0, 2)]
+    u, k = torch.randn(1, 100, 200, 2), torch.rand(100, 200, 2)
+    heat_filter(u.requires_grad_(), k).sum().backward()  # under autograd
+    heat_filter(u.detach(), k)
+    assert calls == [(0, 2), (0, 1), (1, 2)]

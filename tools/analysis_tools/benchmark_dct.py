@@ -19,6 +19,8 @@ median of the per-repeat ratios with their range. Writes ``results.json``
 and ``results.md`` into ``--out-dir``. Pass ``--models`` with no names (or
 ``--sizes`` with none) to skip that table.
 
+``--grad`` times the filter's forward and backward (gradients of the map
+and the damping factors) instead of its forward without autograd.
 ``--compile`` compiles each filter (``fullgraph=True``, static shapes)
 before timing it. ``--depth-sweep D`` times the filter at ``--sizes`` with 0 (dense) to D
 even/odd splits along both axes instead of the implementations (how the
@@ -68,6 +70,8 @@ def parse_args(argv=None):
                         choices=[i for i in FILTER_IMPLS])
     parser.add_argument('--depth-sweep', type=int, metavar='D',
                         help='time 0..D splits per axis at --sizes instead')
+    parser.add_argument('--grad', action='store_true',
+                        help='time the filter forward and backward')
     parser.add_argument('--compile', action='store_true',
                         help='torch.compile the filters (filter table only)')
     parser.add_argument('--repeat', type=int, default=3)
@@ -88,30 +92,32 @@ def main(argv=None):
                 split_min_length=SPLIT_MIN_LENGTH, repeat=args.repeat,
                 runs=args.runs, channels=args.channels, batch=args.batch)
     out = dict(meta=meta)
+    grad = ' forward and backward' if args.grad else ''
     pairs = [('matmul', b) for b in ('dense', 'reference')
              if 'matmul' in args.impls and b in args.impls]
     lines = [f'torch {meta["torch"]}, {meta["threads"]} threads, '
              f'{args.repeat} repeats x {args.runs} runs']
     if args.sizes and args.depth_sweep:
         names = [f'split{d}' for d in range(args.depth_sweep + 1)]
-        cases = {f'{h}x{w}': depth_case((h, w), args.channels, args.batch)
+        cases = {f'{h}x{w}': depth_case((h, w), args.channels, args.batch,
+                                        grad=args.grad)
                  for h, w in args.sizes}
         res = run_cases(cases, names, args.repeat, args.runs, log)
         out['depth_sweep'] = res
-        lines += ['', f'Heat filter with 0-{args.depth_sweep} splits per '
-                  f'axis, fp32, batch {args.batch}, {args.channels} '
+        lines += ['', f'Heat filter{grad} with 0-{args.depth_sweep} splits '
+                  f'per axis, fp32, batch {args.batch}, {args.channels} '
                   'channels (vs split0, the dense products):', '']
         lines += table(res, names, [(n, 'split0') for n in names[1:]])
     elif args.sizes:
         if args.compile:  # a compiled graph per size and implementation
             torch._dynamo.config.recompile_limit = 1024
         cases = {f'{h}x{w}': filter_case((h, w), args.channels, args.batch,
-                                         compile=args.compile)
+                                         compile=args.compile, grad=args.grad)
                  for h, w in args.sizes}
         res = run_cases(cases, args.impls, args.repeat, args.runs, log)
         out['filter'] = res
         how = 'torch.compile, ' if args.compile else ''
-        lines += ['', f'Heat filter (DCT, damp, IDCT), {how}fp32, batch '
+        lines += ['', f'Heat filter (DCT, damp, IDCT){grad}, {how}fp32, batch '
                   f'{args.batch}, {args.channels} channels:', '']
         lines += table(res, args.impls, pairs)
     if args.models:
