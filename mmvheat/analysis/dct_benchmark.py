@@ -106,11 +106,11 @@ def depth_case(size: Tuple[int, int], channels: int = 96, batch: int = 1,
     :data:`~mmvheat.ops.split_dct.SPLIT_MIN_LENGTH`); ``grad`` as in
     :func:`filter_case`."""
     u, factors, bases = _filter_inputs(size, channels, batch, seed)
-    h, w = size
 
     def make(name: str) -> Callable[[], object]:
         depth = int(name[len('split'):])
-        depths = (min(depth, split_depth(h, min_length=2)), min(depth, split_depth(w, min_length=2)))
+        depths = tuple(min(depth, split_depth(n, min_length=2))
+                       for n in size)
 
         def fn(u, factors, bases):
             if depth == 0:

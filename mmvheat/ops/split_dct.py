@@ -27,8 +27,8 @@ is reordered). Along H it works on (B, k, H, C) views, batched over the
 other axis, which ran faster here than one (H x H) by (H x W*C) product.
 Everything is plain differentiable torch (``split``/``narrow``, ``flip``,
 ``addcmul``, ``cat``, ``matmul``), so autograd, autocast, ``torch.compile``
-and ONNX export see ordinary ops. How often each axis splits is a fixed rule of its length
-(:func:`split_depth`).
+and ONNX export see ordinary ops. How often each axis splits is a fixed
+rule of its length (:func:`split_depth`).
 """
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 

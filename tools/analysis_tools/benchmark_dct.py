@@ -22,9 +22,9 @@ and ``results.md`` into ``--out-dir``. Pass ``--models`` with no names (or
 ``--grad`` times the filter's forward and backward (gradients of the map
 and the damping factors) instead of its forward without autograd.
 ``--compile`` compiles each filter (``fullgraph=True``, static shapes)
-before timing it. ``--depth-sweep D`` times the filter at ``--sizes`` with 0 (dense) to D
-even/odd splits along both axes instead of the implementations (how the
-split rule's threshold was chosen).
+before timing it. ``--depth-sweep D`` times the filter at ``--sizes`` with
+0 (dense) to D even/odd splits along both axes instead of the
+implementations (how the split rule's thresholds were chosen).
 """
 import argparse
 import json
