@@ -12,7 +12,8 @@ from .split_dct import SPLIT_MIN_LENGTH, split_depth, split_filter
 __all__ = [
     'DEFAULT_IMPL', 'FILTER_IMPLS', 'HEAT_FILTER_IMPLS', 'SPLIT_MIN_LENGTH',
     'autotune_choices', 'clear_autotune', 'dct2d', 'dct_bases', 'dct_matrix',
-    'decay_map', 'dense_filter', 'fft_filter', 'fve_grid_for', 'heat_decay', 'heat_filter', 'idct2d',
+    'decay_map', 'dense_filter', 'fft_filter', 'fve_grid_for', 'heat_decay',
+    'heat_filter', 'idct2d',
     'matmul_filter', 'needs_autograd', 'reference_filter',
     'resize_freq_embed', 'separable_transform', 'split_depth', 'split_filter'
 ]

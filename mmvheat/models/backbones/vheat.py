@@ -357,8 +357,8 @@ class VHeat(BaseModule):
 
         Args:
             impl (str): 'auto', 'matmul', 'dense', 'fft' (the filter of
-                every HCO, channels-last layout) or 'reference' (the authors' layout
-                and ``conv1d`` DCT for the whole model).
+                every HCO, channels-last layout) or 'reference' (the
+                authors' layout and ``conv1d`` DCT for the whole model).
         """
         if impl not in HCO_IMPLS:
             raise ValueError(f'hco_impl must be one of {HCO_IMPLS}, got '
