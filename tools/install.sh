@@ -41,22 +41,22 @@ log "Python: $("$PY" --version 2>&1) at $(command -v "$PY")"
 #    torch >= 2.13 wants setuptools >= 77.
 step_start=$SECONDS
 log "1/6 setuptools (>=77,<81, ships pkg_resources) and wheel"
-if py_ok "
+SETUPTOOLS_FITS="
 import setuptools, wheel, pkg_resources
 v = tuple(int(p) for p in setuptools.__version__.split('.')[:2])
-assert (77, 0) <= v < (81, 0)"; then
+assert (77, 0) <= v < (81, 0)"
+setuptools_version() {
+    (cd / && "$PY" -c 'import setuptools; print(setuptools.__version__)') 2>/dev/null || echo none
+}
+if py_ok "$SETUPTOOLS_FITS"; then
     done_step "already satisfied"
 else
     # Also the repair path: `pip install openmim` pulls in openxlab, which
     # pins setuptools~=60.2; re-running this script puts back a fitting one.
-    FOUND="$( (cd / && "$PY" -c 'import setuptools; print(setuptools.__version__)') 2>/dev/null || echo none)"
-    echo "[install] found setuptools ${FOUND}; need >=77,<81 (torch wants >=77, mmengine needs pkg_resources)"
+    echo "[install] found setuptools $(setuptools_version); need >=77,<81 (torch wants >=77, mmengine needs pkg_resources)"
     "${PIP[@]}" install "setuptools>=77,<81" wheel || die "could not install setuptools/wheel"
-    py_ok "
-import setuptools, pkg_resources
-v = tuple(int(p) for p in setuptools.__version__.split('.')[:2])
-assert (77, 0) <= v < (81, 0)" || die "setuptools is still outside [77, 81) after installing it"
-    done_step "installed setuptools $( (cd / && "$PY" -c 'import setuptools; print(setuptools.__version__)') )"
+    py_ok "$SETUPTOOLS_FITS" || die "setuptools is still outside [77, 81) after installing it"
+    done_step "installed setuptools $(setuptools_version)"
 fi
 
 # 2. torch + torchvision as a pair that imports together.
