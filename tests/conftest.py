@@ -175,3 +175,12 @@ def split_everywhere(monkeypatch):
     monkeypatch.setattr(split_dct, 'SPLIT_MIN_LENGTH', 4)
     monkeypatch.setattr(split_dct, 'SPLIT_MIN_LENGTH_GRAD', 4)
     return 4
+
+
+def resolve_impl(request, impl: str) -> str:
+    """A test's ``hco_impl`` parameter: ``'matmul-split'`` is ``'matmul'``
+    with :func:`split_everywhere` applied; other names are as they are."""
+    if impl == 'matmul-split':
+        request.getfixturevalue('split_everywhere')
+        return 'matmul'
+    return impl

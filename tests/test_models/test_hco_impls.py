@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from conftest import rel_err
+from conftest import rel_err, resolve_impl
 from mmvheat.models import VHeat
 from mmvheat.models.backbones.heat_conduction import HeatConductionOperator
 from mmvheat.models.backbones.vheat import HCO_IMPLS
@@ -27,9 +27,7 @@ def test_forward_backward_match_reference_impl(arch, impl, request):
     ``reference`` implementation's on the same weights, at odd sizes
     (``matmul-split``: the default with the DCT split from length 4, so
     every stage's maps take the even/odd split)."""
-    if impl == 'matmul-split':
-        request.getfixturevalue('split_everywhere')
-        impl = 'matmul'
+    impl = resolve_impl(request, impl)
     model = VHeat(arch, out_indices=(0, 1, 2, 3), img_size=64,
                   drop_path_rate=0.)
     randomise(model)

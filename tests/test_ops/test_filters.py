@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from conftest import rel_err
+from conftest import rel_err, resolve_impl
 from mmvheat.ops import (FILTER_IMPLS, autotune_choices, clear_autotune,
                          heat_decay, heat_filter)
 from mmvheat.ops import autotune
@@ -33,10 +33,7 @@ def filter_with_grads(impl, u, k, dtype=torch.float32):
 def impl(request):
     """Each implementation; ``matmul-split`` is the default ``matmul`` with
     the even/odd split from length 4, so that these small maps take it."""
-    if request.param == 'matmul-split':
-        request.getfixturevalue('split_everywhere')
-        return 'matmul'
-    return request.param
+    return resolve_impl(request, request.param)
 
 
 @pytest.mark.parametrize('size', SIZES)

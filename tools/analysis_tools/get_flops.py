@@ -94,6 +94,7 @@ def print_table(rows: list) -> None:
 def main(argv=None):
     args = parse_args(argv)
     from mmvheat.analysis.flops import backbone_flops, task_model_flops
+    from mmvheat.ops import SPLIT_MIN_LENGTH
     rows = []
     for arch in args.archs:
         for res in args.resolutions:
@@ -122,7 +123,8 @@ def main(argv=None):
     print_table(rows)
     if args.hco_impl == 'matmul':
         dct = ('the DCT as the products do it (even/odd split on maps at '
-               'least 96 long; --hco-impl dense for the dense count)')
+               f'least {SPLIT_MIN_LENGTH} long; --hco-impl dense for the '
+               'dense count)')
     else:
         dct = ('the DCT as dense products (the paper convention; an '
                'FFT-based DCT counts as the dense products it replaces)')
