@@ -1,46 +1,180 @@
 """Reading vHeat checkpoints of every format, in one place.
 
+Reading, key mapping and FVE adaptation all live here; :mod:`mmvheat.compat`
+only plugs :func:`read_checkpoint` into mmengine's loaders.
+
 Formats:
 
 * **official classification** (``vHeat_tiny.pth`` ...): weights under
   ``model`` (maybe ``model_ema``), plus the trainer's state, including a yacs
-  ``CfgNode`` under ``config`` that is read as an inert stub (see
-  :mod:`mmvheat.compat`);
+  ``CfgNode`` under ``config`` that is read as an inert stub
+  (:class:`InertCfgNode`);
 * **mmengine** (mmpretrain / mmdet / mmseg / our converter): ``state_dict``
   and ``meta``; backbone keys under ``backbone.``;
 * a **bare** state dict.
 
-Loading always uses ``weights_only=True`` (plus the allowlisted types), so no
-arbitrary object is unpickled.
+Loading always uses ``weights_only=True`` (plus the types mmengine writes),
+so no arbitrary object is unpickled.
 
-Key maps: the official classifier's ``classifier.0`` (LayerNorm) is the
-backbone's ``outnorm3`` and ``classifier.3`` (Linear) is mmpretrain's
-``head.fc``. Frequency value embeddings (FVEs) are adapted to the target grid
-by zero-padding at the bottom and right (what the authors did before their
-downstream training) or by bicubic resizing.
+Key layouts. The authors' files store the stem norms as ``norm1.1.*``
+(inside a permute Sequential), the MLP as 1x1 convs ((out, in, 1, 1)
+weights) and each stage's downsample as the last item of the stage
+(``layers.{i}.{depth_i}.{0,1}.*``). :class:`~mmvheat.models.VHeat` is plain:
+``patch_embed.norm1.*``, ``mlp.fc1.weight`` of shape (out, in) and
+``downsamples.{i}.{0,1}.*``. :func:`map_legacy_keys` maps the first layout
+to the second (safe to run twice); the model runs it on every
+``load_state_dict``, so both layouts load strictly, and checkpoints saved by
+this version use the plain layout. The official classifier's
+``classifier.0`` (LayerNorm) is the backbone's ``outnorm3`` and
+``classifier.3`` (Linear) is mmpretrain's ``head.fc``. Frequency value
+embeddings (FVEs) are adapted to the target grid by zero-padding at the
+bottom and right (what the authors did before their downstream training) or
+by bicubic resizing.
 """
 import logging
+import os
 import os.path as osp
+import pickle
 import re
 import zipfile
 from collections import OrderedDict
-from typing import Callable, Dict, Iterable, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
+import numpy as np
 import torch
 from mmengine.logging import print_log
 
-from mmvheat.compat import (UnsafeCheckpointError, official_classifier_keys,
-                            safe_torch_load)
 from mmvheat.download import download_checkpoint, is_url
 from mmvheat.ops import fve_grid_for, resize_freq_embed
 from mmvheat.version import __version__
 
 __all__ = [
-    'CheckpointError', 'read_checkpoint', 'extract_weights',
+    'CheckpointError', 'UnsafeCheckpointError', 'InertCfgNode',
+    'read_checkpoint', 'safe_torch_load', 'mmengine_safe_globals',
+    'extract_weights', 'map_legacy_keys', 'official_classifier_keys',
     'backbone_state_dict', 'classifier_state_dict', 'adapt_freq_embeds',
     'load_backbone_weights', 'convert_checkpoint', 'state_dict_misfit',
     'describe_misfit', 'FVE_MODES'
 ]
+
+UNSAFE_ENV = 'MMVHEAT_UNSAFE_LOAD'
+
+
+class UnsafeCheckpointError(RuntimeError):
+    """A checkpoint holds objects outside the allowlist."""
+
+
+class InertCfgNode:
+    """Stands in for yacs' ``CfgNode`` when reading the authors' checkpoints.
+
+    Their classification files pickle the trainer's config (a ``CfgNode``, a
+    dict subclass) under ``config``. Unpickling "creates" this class, which
+    hands back a plain ``OrderedDict``: torch's weights-only unpickler fills
+    it with the config's items (and its flags as attributes). No yacs import,
+    no yacs code run.
+    """
+
+    def __new__(cls, *args, **kwargs) -> 'OrderedDict':
+        return OrderedDict()
+
+
+def _numpy_globals() -> List[Any]:
+    """numpy's pickle entry points, under every module name they are
+    pickled as (numpy 1 ``numpy.core``, numpy 2 ``numpy._core``)."""
+    items: List[Any] = [np.ndarray, np.dtype]
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy < 2
+        from numpy.core import multiarray
+    for name in ('_reconstruct', 'scalar'):
+        fn = getattr(multiarray, name)
+        items += [(fn, f'numpy.core.multiarray.{name}'),
+                  (fn, f'numpy._core.multiarray.{name}')]
+    dtypes = getattr(np, 'dtypes', None)
+    if dtypes is not None:
+        items += [
+            getattr(dtypes, n) for n in dir(dtypes) if n.endswith('DType')
+        ]
+    return items
+
+
+def _history_buffer_getattr() -> Callable:
+    """A ``getattr`` that resolves only HistoryBuffer's statistics methods."""
+    from mmengine.logging import HistoryBuffer
+
+    default_methods = ('min', 'max', 'current', 'mean')
+
+    def restricted_getattr(obj, name):
+        allowed = name in default_methods or (
+            name in HistoryBuffer._statistics_methods)
+        if obj is HistoryBuffer and allowed:
+            return getattr(obj, name)
+        raise pickle.UnpicklingError(
+            f'refusing getattr({obj!r}, {name!r}) while loading a checkpoint:'
+            ' only HistoryBuffer statistics methods are allowed')
+
+    return restricted_getattr
+
+
+def mmengine_safe_globals() -> List[Any]:
+    """The types mmengine puts into its checkpoints, for
+    ``torch.serialization.safe_globals``."""
+    from mmengine.logging import HistoryBuffer
+    return [
+        HistoryBuffer, (_history_buffer_getattr(), 'builtins.getattr'),
+        (InertCfgNode, 'yacs.config.CfgNode')
+    ] + _numpy_globals()
+
+
+def safe_torch_load(filename: str, map_location=None) -> Any:
+    """``torch.load`` with ``weights_only=True`` plus mmengine's types.
+
+    Args:
+        filename (str): A local checkpoint path.
+        map_location: As for ``torch.load``. Defaults to None.
+
+    Returns:
+        The loaded object.
+
+    Raises:
+        UnsafeCheckpointError: The file holds objects outside the allowlist
+            (and ``MMVHEAT_UNSAFE_LOAD=1`` is not set); the message names them.
+    """
+    if not hasattr(torch.serialization, 'safe_globals'):
+        # torch < 2.5: no allowlists; torch.load's default (full unpickling
+        # before 2.6) is what mmengine expects.
+        return torch.load(filename, map_location=map_location)
+    if os.environ.get(UNSAFE_ENV, '') == '1':
+        return torch.load(filename, map_location=map_location,
+                          weights_only=False)
+    with torch.serialization.safe_globals(mmengine_safe_globals()):
+        try:
+            return torch.load(filename, map_location=map_location,
+                              weights_only=True)
+        except pickle.UnpicklingError as err:
+            raise UnsafeCheckpointError(
+                f'Could not load {filename!r} safely (weights_only=True): '
+                f'it holds objects outside the types mmengine writes.\n'
+                f'{str(err).splitlines()[0]}\nIf you trust this file, set '
+                f'{UNSAFE_ENV}=1 to load it with full unpickling.') from err
+
+
+def official_classifier_keys(weights: dict) -> 'OrderedDict':
+    """The authors' classifier keys in mmpretrain's ``ImageClassifier``
+    layout: ``classifier.0.*`` (the head LayerNorm) -> ``backbone.outnorm3.*``,
+    ``classifier.3.*`` (the Linear) -> ``head.fc.*``, the rest ->
+    ``backbone.*``. Other ``classifier.*`` keys are left as they are."""
+    out = OrderedDict()
+    for key, value in weights.items():
+        if key.startswith('classifier.0.'):
+            key = 'backbone.outnorm3.' + key[len('classifier.0.'):]
+        elif key.startswith('classifier.3.'):
+            key = 'head.fc.' + key[len('classifier.3.'):]
+        elif not key.startswith('classifier.'):
+            key = 'backbone.' + key
+        out[key] = value
+    return out
+
 
 FVE_MODES = ('pad', 'bicubic')
 _FVE_KEY = re.compile(r'^freq_embed\.(\d+)$')
@@ -81,6 +215,8 @@ def read_checkpoint(path: str, map_location='cpu') -> dict:
     except UnsafeCheckpointError:
         raise
     except Exception as err:  # truncated, corrupt or not a torch file
+        # (a corrupt pickle can also fail the allowlist; never advise
+        # MMVHEAT_UNSAFE_LOAD for it)
         raise CheckpointError(
             f'could not read {path}{origin} as a torch checkpoint: '
             f'{type(err).__name__}: {err}') from err
@@ -139,6 +275,51 @@ def extract_weights(ckpt: dict, use_ema: bool = False,
     return weights, fmt
 
 
+_LEGACY_KEY = re.compile(
+    r'^(?:patch_embed\.(?P<stem>norm[12])\.1\.(?P<stem_param>weight|bias)'
+    r'|layers\.(?P<stage>\d+)\.\d+\.(?P<item>[01])\.(?P<param>weight|bias)'
+    r'|(?P<mlp>layers\.\d+\.\d+\.mlp\.fc[12]\.weight))$')
+
+
+def map_legacy_keys(state: Dict[str, torch.Tensor],
+                    prefix: str = '') -> 'OrderedDict[str, torch.Tensor]':
+    """The authors' backbone key layout mapped to :class:`VHeat`'s.
+
+    * ``patch_embed.norm{1,2}.1.*`` -> ``patch_embed.norm{1,2}.*``;
+    * ``layers.{i}.{depth_i}.{0,1}.*`` (the downsample after stage ``i``)
+      -> ``downsamples.{i}.{0,1}.*``;
+    * ``mlp.fc{1,2}.weight`` of shape (out, in, 1, 1) -> (out, in).
+
+    Only keys under ``prefix`` (the backbone's, e.g. ``'backbone.'``) are
+    looked at; other keys pass through. Keys already in the plain layout
+    are left as they are, so running it twice changes nothing.
+
+    Args:
+        state (dict): A state dict in either layout.
+        prefix (str): The backbone's key prefix. Defaults to ''.
+
+    Returns:
+        OrderedDict: The state dict in the plain layout (same tensors,
+        reshaped views for the MLP weights), in the same order.
+    """
+    out = OrderedDict()
+    for key, value in state.items():
+        m = _LEGACY_KEY.match(key[len(prefix):]) if key.startswith(
+            prefix) else None
+        if m is None:
+            pass
+        elif m.group('stem'):
+            key = (f"{prefix}patch_embed.{m.group('stem')}."
+                   f"{m.group('stem_param')}")
+        elif m.group('stage'):
+            key = (f"{prefix}downsamples.{m.group('stage')}."
+                   f"{m.group('item')}.{m.group('param')}")
+        elif value.dim() == 4 and tuple(value.shape[2:]) == (1, 1):
+            value = value.flatten(1)
+        out[key] = value
+    return out
+
+
 def backbone_state_dict(weights: dict) -> Tuple[dict, list]:
     """The backbone's keys of any format, without prefix.
 
@@ -157,7 +338,7 @@ def backbone_state_dict(weights: dict) -> Tuple[dict, list]:
         kept = OrderedDict((k, v) for k, v in weights.items()
                            if not k.startswith('classifier.'))
         dropped = [k for k in weights if k.startswith('classifier.')]
-    return kept, dropped
+    return map_legacy_keys(kept), dropped
 
 
 def classifier_state_dict(weights: dict) -> dict:
@@ -168,13 +349,13 @@ def classifier_state_dict(weights: dict) -> dict:
     already in that layout pass through unchanged.
     """
     if any(k.startswith('backbone.') for k in weights):
-        return OrderedDict(weights)
+        return map_legacy_keys(weights, 'backbone.')
     odd = [k for k in weights if k.startswith('classifier.')
            and not k.startswith(('classifier.0.', 'classifier.3.'))]
     if odd:
         raise CheckpointError(f'unexpected classifier key {odd[0]!r} (the '
                               'official head has classifier.0 and .3)')
-    return official_classifier_keys(weights)
+    return map_legacy_keys(official_classifier_keys(weights), 'backbone.')
 
 
 def adapt_freq_embeds(state: dict,
@@ -270,8 +451,9 @@ def load_backbone_weights(model: torch.nn.Module,
         if not any(k.startswith(prefix) for k in weights):
             raise CheckpointError(f'no key of {checkpoint} starts with '
                                   f'{prefix!r}')
-        weights = OrderedDict((k[len(prefix):], v) for k, v in weights.items()
-                              if k.startswith(prefix))
+        weights = map_legacy_keys(OrderedDict(
+            (k[len(prefix):], v) for k, v in weights.items()
+            if k.startswith(prefix)))
         dropped = []
     else:
         weights, dropped = backbone_state_dict(weights)

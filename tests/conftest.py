@@ -13,9 +13,6 @@ import torch
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# tests/ holds helpers (the reference oracle) imported by the tests.
-sys.path.insert(0, os.path.dirname(__file__))
-
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 # The suite never downloads: a checkpoint URL that a test (or a tool it runs
@@ -167,20 +164,17 @@ def checkpoint_server(tmp_path, monkeypatch):
 
 @pytest.fixture
 def split_everywhere(monkeypatch):
-    """The default ``matmul`` filter with the even/odd split from length 4
-    (the fixed rule starts at 96, or 128 under autograd), so small test maps
-    take the split path (without autograd maps of 4-7 split once, 8-15
-    twice, ...; with autograd once)."""
+    """The ``split`` filter's rule with one split from length 4 (the fixed
+    rule splits once from 128), so small test maps take the split path."""
     import mmvheat.ops.split_dct as split_dct
     monkeypatch.setattr(split_dct, 'SPLIT_MIN_LENGTH', 4)
-    monkeypatch.setattr(split_dct, 'SPLIT_MIN_LENGTH_GRAD', 4)
     return 4
 
 
 def resolve_impl(request, impl: str) -> str:
-    """A test's ``hco_impl`` parameter: ``'matmul-split'`` is ``'matmul'``
+    """A test's ``hco_impl`` parameter: ``'split-small'`` is ``'split'``
     with :func:`split_everywhere` applied; other names are as they are."""
-    if impl == 'matmul-split':
+    if impl == 'split-small':
         request.getfixturevalue('split_everywhere')
-        return 'matmul'
+        return 'split'
     return impl

@@ -17,7 +17,7 @@ from mmvheat.checkpoint import (CheckpointError, adapt_freq_embeds,
                                 convert_checkpoint, load_backbone_weights)
 from mmvheat.compat import safe_torch_load
 from mmvheat.models import VHeat
-from reference_vheat import ReferenceVHeat
+from mmvheat.analysis.reference_vheat import ReferenceVHeat
 
 ARCH = dict(depths=[1, 1, 2, 1], dims=8, post_norm=True, layer_scale=0.1)
 DEPTHS, DIMS = [1, 1, 2, 1], [8, 16, 32, 64]

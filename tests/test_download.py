@@ -19,7 +19,7 @@ from mmvheat.checkpoint import (CheckpointError, convert_checkpoint,
 from mmvheat.download import (DownloadError, cache_dir, cached_path,
                               download_checkpoint, is_url)
 from mmvheat.models import VHeat
-from reference_vheat import ReferenceVHeat
+from mmvheat.analysis.reference_vheat import ReferenceVHeat
 
 CLS_PATH = '/MzeroMiko/vHeat/releases/download/vheatcls/vHeat_tiny.pth'
 ARCH = dict(depths=[1, 1, 2, 1], dims=8, post_norm=True, layer_scale=0.1)

@@ -17,7 +17,7 @@ import mmvheat.timm  # noqa: F401 (registers the models)
 from conftest import REPO_ROOT, randomise, rel_err, save_official_checkpoint
 from mmvheat.checkpoint import CheckpointError
 from mmvheat.timm import VHeatTimm, vheat_model_names
-from reference_vheat import ReferenceVHeat
+from mmvheat.analysis.reference_vheat import ReferenceVHeat
 
 # post_norm + layer scale (the small/base block variant) and pre-norm (tiny)
 POST = dict(depths=[1, 2, 1, 1], dims=16, post_norm=True, layer_scale=0.5)

@@ -7,7 +7,9 @@ _base_ = [
     'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py',
     'mmpretrain::_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['mmvheat.models'], allow_failed_imports=False)
+custom_imports = dict(
+    imports=['mmvheat.models', 'mmvheat.engine'],
+    allow_failed_imports=False)
 
 # Pretrained weights for fine-tuning (an official vHeat_*.pth or a converted
 # file); None trains from scratch (a warning says the backbone is random).

@@ -2,7 +2,9 @@
 # (mmdet's Swin recipe: AdamW lr 1e-4, wd 0.05, no decay on parameters whose
 # names contain 'norm', 2 images x 8 GPUs, 12 epochs, steps at 8 and 11).
 _base_ = ['mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py']
-custom_imports = dict(imports=['mmvheat.models'], allow_failed_imports=False)
+custom_imports = dict(
+    imports=['mmvheat.models', 'mmvheat.engine'],
+    allow_failed_imports=False)
 
 # ImageNet weights: the authors' vHeat_tiny.pth, downloaded once into the
 # cache (FVEs are zero-padded to the 512 grid as the authors did); a local

@@ -3,7 +3,9 @@
 # 0.2 and img_size 224 (FVEs on the 56/28/14/7 grid), so their released 3x
 # checkpoint loads.
 _base_ = ['mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py']
-custom_imports = dict(imports=['mmvheat.models'], allow_failed_imports=False)
+custom_imports = dict(
+    imports=['mmvheat.models', 'mmvheat.engine'],
+    allow_failed_imports=False)
 
 # ImageNet weights (the authors' file, cached on first use; or a local path;
 # --no-pretrained in tools/train.py trains from scratch).

@@ -6,7 +6,9 @@
 _base_ = [
     'mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py'  # noqa
 ]
-custom_imports = dict(imports=['mmvheat.models'], allow_failed_imports=False)
+custom_imports = dict(
+    imports=['mmvheat.models', 'mmvheat.engine'],
+    allow_failed_imports=False)
 
 # ImageNet weights: the authors' vHeat_tiny.pth, downloaded once into the
 # cache (FVEs are zero-padded to the 512 grid as the authors did); a local

@@ -3,7 +3,8 @@
 One *configuration* is a model spec, a mode (``infer`` or ``train``), a dtype,
 a resolution and a batch size; :func:`run_config` times it and measures its
 peak memory. Model specs: ``vheat-{t,s,b}[:IMPL]`` (IMPL one of
-``mmvheat.models.backbones.vheat.HCO_IMPLS``, default ``auto``),
+:data:`mmvheat.ops.HCO_IMPLS`, default ``matmul``, or ``reference``: the
+authors' layout and arithmetic, :mod:`mmvheat.analysis.reference_vheat`),
 ``swin-{t,s,b}`` and ``convnext-{t,s,b}`` (mmpretrain's backbones).
 Backends: ``pytorch`` (eager or compiled), ``onnxruntime`` (the model
 exported with dynamic shapes, tables computed in the graph) and
@@ -21,8 +22,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmvheat.models import VHeat
-from mmvheat.models.backbones.vheat import HCO_IMPLS
+from mmvheat.ops import HCO_IMPLS
 from .classifier import Classifier
+from .reference_vheat import ReferenceVHeat
+
+SPEC_IMPLS = HCO_IMPLS + ('reference', )
 
 ARCHS = {'t': 'tiny', 's': 'small', 'b': 'base'}
 DTYPES = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
@@ -40,8 +44,8 @@ def parse_spec(spec: str) -> tuple:
         raise ValueError(f'{spec!r}: only vheat models take an :IMPL')
     if family == 'vheat':
         impl = impl or 'matmul'
-        if impl not in HCO_IMPLS:
-            raise ValueError(f'{spec!r}: IMPL must be one of {HCO_IMPLS}')
+        if impl not in SPEC_IMPLS:
+            raise ValueError(f'{spec!r}: IMPL must be one of {SPEC_IMPLS}')
     return family, ARCHS[size], impl
 
 
@@ -49,6 +53,11 @@ def build_backbone(spec: str, resolution: int, deploy: bool) -> nn.Module:
     """The backbone of ``spec`` sized for ``resolution`` (vHeat's FVEs and
     Swin's ``img_size``), as the authors measure."""
     family, arch, impl = parse_spec(spec)
+    if family == 'vheat' and impl == 'reference':
+        s = VHeat.arch_zoo[arch]
+        dims = [s['dims'] * 2**i for i in range(4)]
+        return ReferenceVHeat(s['depths'], dims, s['post_norm'],
+                              s['layer_scale'], resolution, outnorm=True)
     if family == 'vheat':
         model = VHeat(arch, img_size=resolution, hco_impl=impl)
         if deploy:
@@ -185,11 +194,13 @@ def onnxruntime_model(model: nn.Module, spec: str, mode: str, dtype: str,
     and loaded in an ONNX Runtime CPU session with torch's thread count;
     returns a callable on tensors. Dynamic shapes unless ``fixed`` (then
     the decay tables are constants)."""
-    from mmvheat.deployment import ExportableVHeat, OnnxModel, export_onnx
+    from mmvheat.deployment import (OnnxModel, export_onnx,
+                                    exportable_backbone)
     if not spec.startswith('vheat') or mode != 'infer' or dtype != 'fp32' \
-            or device != 'cpu':
-        raise ValueError('onnxruntime rows: vheat models, infer, fp32, cpu')
-    model.backbone = ExportableVHeat(
+            or device != 'cpu' or not isinstance(model.backbone, VHeat):
+        raise ValueError('onnxruntime rows: vheat models (not :reference), '
+                         'infer, fp32, cpu')
+    model.backbone = exportable_backbone(
         model.backbone, tuple(x.shape[2:]) if fixed else None)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, 'model.onnx')

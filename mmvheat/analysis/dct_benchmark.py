@@ -1,6 +1,7 @@
 """Building blocks of ``tools/analysis_tools/benchmark_dct.py``: the heat
 filter's implementations, and vHeat models that only differ in
-``hco_impl``, timed in one process with interleaved repeats.
+``hco_impl`` (same weights), timed in one process with interleaved
+repeats.
 
 A *case* is something to time under each implementation: a filter on one
 (H, W) map (:func:`filter_case`) or a vHeat step (:func:`model_case`). Each
@@ -109,7 +110,7 @@ def depth_case(size: Tuple[int, int], channels: int = 96, batch: int = 1,
 
     def make(name: str) -> Callable[[], object]:
         depth = int(name[len('split'):])
-        depths = tuple(min(depth, split_depth(n, min_length=2))
+        depths = tuple(split_depth(n, min_length=2, max_depth=depth)
                        for n in size)
 
         def fn(u, factors, bases):
@@ -120,46 +121,65 @@ def depth_case(size: Tuple[int, int], channels: int = 96, batch: int = 1,
     return make
 
 
+def _vheat_per_impl(**kwargs) -> Callable[[str], VHeat]:
+    """``get(impl)``: a vHeat-T built with ``hco_impl=impl`` (one per
+    impl, made on first use), all with the same weights."""
+    torch.manual_seed(0)
+    weights = VHeat('tiny', **kwargs).state_dict()
+    models: Dict[str, VHeat] = {}
+
+    def get(impl: str) -> VHeat:
+        if impl not in models:
+            models[impl] = VHeat('tiny', hco_impl=impl, **kwargs)
+            models[impl].load_state_dict(weights)
+        return models[impl]
+    return get
+
+
 def model_case(name: str) -> Callable[[str], Callable[[], object]]:
-    """A case of :data:`MODEL_CASES`: one vHeat-T (fixed seed) whose
-    ``hco_impl`` is switched per implementation (same weights)."""
+    """A case of :data:`MODEL_CASES`: vHeat-T models (fixed seed) that
+    differ only in ``hco_impl`` (same weights)."""
     if name not in MODEL_CASES:
         raise ValueError(f'model case must be one of {MODEL_CASES}, got '
                          f'{name!r}')
     torch.manual_seed(0)
     if name == 'train512':
-        model = Classifier(VHeat('tiny', img_size=512)).train()
+        backbones = _vheat_per_impl(img_size=512)
         x = torch.randn(2, 3, 512, 512)
         target = torch.randint(0, 1000, (2, ))
-        optim = torch.optim.AdamW(model.parameters(), lr=1e-6)
+        heads = {}
 
         def step(backbone: VHeat):
+            if id(backbone) not in heads:
+                model = Classifier(backbone).train()
+                heads[id(backbone)] = (model, torch.optim.AdamW(
+                    model.parameters(), lr=1e-6))
+            model, optim = heads[id(backbone)]
             loss = F.cross_entropy(model(x), target)
             optim.zero_grad(set_to_none=True)
             loss.backward()
             optim.step()
-        backbone = model.backbone
     else:
         if name.startswith('deploy'):
             side = int(name[len('deploy'):])
-            backbone = VHeat('tiny', img_size=side)
+            backbones = _vheat_per_impl(img_size=side)
             x = torch.randn(8 if side == 224 else 1, 3, side, side)
         else:
             size = (800, 1216) if name.endswith('tables') else 512
-            backbone = VHeat('tiny', img_size=size, out_indices=(0, 1, 2, 3))
+            backbones = _vheat_per_impl(img_size=size,
+                                        out_indices=(0, 1, 2, 3))
             x = torch.randn(1, 3, 800, 1216)
-        backbone.eval()
-        if name != 'det800x1216':
-            backbone.switch_to_deploy()
 
         def step(backbone: VHeat):
+            backbone.eval()
+            if name != 'det800x1216' and not backbone.deployed:
+                backbone.switch_to_deploy()
             with torch.no_grad():
                 return backbone(x)
 
     def make(impl: str) -> Callable[[], object]:
         def call():
-            backbone.set_hco_impl(impl)
-            return step(backbone)
+            return step(backbones(impl))
         return call
     return make
 

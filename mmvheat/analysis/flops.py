@@ -11,9 +11,9 @@ added here:
   they replace (``B * C * H * W * (H + W)`` per 2-D transform, on the
   (B, 2H, 2W, C) mirror extension), as the paper counts.
 
-So ``hco_impl`` 'dense', 'reference' and 'fft' count the paper's dense DCT;
-the default 'matmul' counts the products it does, fewer where the even/odd
-split applies (:mod:`mmvheat.ops.split_dct`). Elementwise work (the split's
+So ``hco_impl`` 'matmul' (the default) and 'fft' count the paper's dense
+DCT; 'split' counts the products it does, fewer where the even/odd split
+applies (:mod:`mmvheat.ops.split_dct`). Elementwise work (the split's
 additions, the damping) is not counted, as mmengine counts none.
 
 Forms: ``train`` is the model as it trains (each block's ``to_k`` Linear
@@ -89,22 +89,19 @@ def flop_analyzer(model: nn.Module, inputs) -> FlopAnalyzer:
 def set_form(model: nn.Module, form: str) -> None:
     """Put every VHeat inside ``model`` in the training or deployed form.
 
-    For ``deploy`` the parameters also stop requiring gradients, so the
-    decay tables are used whatever the grad mode; ``train`` turns table
-    reuse off.
+    ``deploy`` builds the decay tables (:meth:`VHeat.switch_to_deploy`),
+    so ``to_k`` and the power are not counted at the FVE's own size;
+    ``train`` removes them.
     """
     if form not in FORMS:
         raise ValueError(f'form must be one of {FORMS}, got {form!r}')
     model.eval()
     for module in model.modules():
         if isinstance(module, VHeat):
-            module.reuse_decay_tables = form == 'deploy'
             if form == 'deploy':
                 module.switch_to_deploy()
-                module.requires_grad_(False)
             else:
-                module.deploy = False
-                module.refresh_decay_tables()
+                module.remove_decay_tables()
 
 
 def count(model: nn.Module, inputs, form: str = 'deploy') -> Dict[str, float]:
@@ -172,11 +169,9 @@ def task_model_flops(config: str, height: int, width: int,
     scope = cfg.get('default_scope', 'mmdet')
     init_default_scope(scope)
     registry = importlib.import_module(f'{scope}.registry').MODELS
-    model = registry.build(cfg.model)
     if hco_impl is not None:
-        for module in model.modules():
-            if isinstance(module, VHeat):
-                module.set_hco_impl(hco_impl)
+        cfg.model.backbone['hco_impl'] = hco_impl
+    model = registry.build(cfg.model)
     x = torch.zeros(1, 3, height, width)
     samples = None
     if scope == 'mmdet':

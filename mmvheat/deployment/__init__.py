@@ -6,8 +6,8 @@ Not imported by the core (``mmvheat``, ``mmvheat.models``); ``onnx``,
 ``onnxscript`` and ``onnxruntime`` (``requirements/deploy.txt``) are
 imported only by the functions that need them.
 """
-from .graph import (MIN_INPUT_SIZE, ExportableVHeat, graph_decay_base,
-                    graph_dct_basis)
+from .graph import (MIN_INPUT_SIZE, MatmulAdaptiveAvgPool2d,
+                    exportable_backbone)
 from .models import (TASKS, DeployError, Normalize, build_deploy_model,
                      export_graph, load_model_weights, preprocess_of,
                      reference_outputs, task_of)
@@ -18,10 +18,11 @@ from .quantize import quantize_onnx, quantize_torch
 from .runtime import OnnxBackbone, OnnxClassifier, OnnxModel, OnnxSegmentor
 
 __all__ = [
-    'MIN_INPUT_SIZE', 'MIN_OPSET', 'TASKS', 'DeployError', 'ExportableVHeat',
-    'Normalize', 'OnnxBackbone', 'OnnxClassifier', 'OnnxModel',
-    'OnnxSegmentor', 'build_deploy_model', 'check_opset', 'check_size',
-    'export_graph', 'export_onnx', 'graph_decay_base', 'graph_dct_basis',
+    'MIN_INPUT_SIZE', 'MIN_OPSET', 'TASKS', 'DeployError',
+    'MatmulAdaptiveAvgPool2d', 'Normalize', 'OnnxBackbone', 'OnnxClassifier',
+    'OnnxModel', 'OnnxSegmentor', 'build_deploy_model', 'check_opset',
+    'check_size', 'export_graph', 'export_onnx', 'exportable_backbone',
     'load_model_weights', 'max_rel_error', 'metadata_for', 'preprocess_of',
-    'quantize_onnx', 'quantize_torch', 'read_metadata', 'reference_outputs', 'task_of', 'verify_sizes'
+    'quantize_onnx', 'quantize_torch', 'read_metadata', 'reference_outputs',
+    'task_of', 'verify_sizes'
 ]

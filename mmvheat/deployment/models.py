@@ -19,7 +19,7 @@ from mmvheat.checkpoint import (CheckpointError, adapt_freq_embeds,
                                 classifier_state_dict, describe_misfit,
                                 extract_weights, read_checkpoint,
                                 state_dict_misfit)
-from .graph import ExportableVHeat, exportable_pooling
+from .graph import exportable_backbone, exportable_pooling
 
 __all__ = ['DeployError', 'TASKS', 'task_of', 'build_deploy_model',
            'load_model_weights', 'Normalize', 'export_graph',
@@ -109,8 +109,8 @@ def load_model_weights(model: nn.Module, checkpoint: str) -> None:
     """
     weights, fmt = extract_weights(read_checkpoint(checkpoint),
                                    source=checkpoint)
-    if not any(k.startswith('backbone.') for k in weights):
-        weights = classifier_state_dict(weights)
+    # official files get mmpretrain's keys; every layout the plain keys
+    weights = classifier_state_dict(weights)
     backbone = model.backbone
     adapt_freq_embeds(weights, {i: backbone.fve_grid(i)
                                 for i in range(backbone.num_stages)},
@@ -171,7 +171,7 @@ class _TaskGraph(nn.Module):
         self.task = 'backbone' if backbone_only else model.task
         self.normalize = Normalize(*preprocess_of(model)) if normalize \
             else nn.Identity()
-        self.backbone = ExportableVHeat(model.backbone, fixed_size)
+        self.backbone = exportable_backbone(model.backbone, fixed_size)
         self.neck = None if backbone_only else getattr(model, 'neck', None)
         if self.task == 'classifier':
             self.head = model.head
@@ -211,8 +211,9 @@ def export_graph(model: nn.Module,
 
     Args:
         model (nn.Module): The model, in eval mode.
-        fixed_size (tuple[int, int], optional): Bake the tables for this
-            input size (see :class:`ExportableVHeat`). Defaults to None.
+        fixed_size (tuple[int, int], optional): Bake the decay tables for
+            this input size (see :func:`exportable_backbone`). Defaults to
+            None.
         normalize (bool): Put the data preprocessor's mean/std (and BGR ->
             RGB flip) in the graph, which then takes raw pixels. Defaults
             to False: the graph takes normalised RGB images, as the model's

@@ -51,12 +51,13 @@ def quantize_onnx(src: str, dst: str,
 
 def quantize_torch(model: nn.Module) -> nn.Module:
     """An int8 dynamic-quantized copy of ``model`` (its ``nn.Linear``
-    layers; the input model is unchanged), in eval mode, with the decay
-    tables of its vHeat backbone recomputed from the quantized ``to_k``."""
+    layers; the input model is unchanged), in eval mode. Decay tables of a
+    deployed vHeat backbone are dropped, so the factors come from the
+    quantized ``to_k``."""
     from torch.ao.quantization import quantize_dynamic
     quantized = quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
     quantized.eval()
     for module in quantized.modules():
-        if hasattr(module, 'refresh_decay_tables'):
-            module.refresh_decay_tables()
+        if hasattr(module, 'remove_decay_tables'):
+            module.remove_decay_tables()
     return quantized

@@ -1,36 +1,35 @@
-"""Implementations of the heat-conduction filter ``IDCT(factors * DCT(u))``.
+"""The heat-conduction filter ``IDCT(factors * DCT(u))``, three ways.
 
 All take a channels-last ``u`` of shape (B, H, W, C) (a channel slice of a
-wider tensor is fine), damping factors (H, W, C) and optionally the DCT bases
+wider tensor is fine), damping factors (H, W, C) and the DCT bases
 ``(D_H, D_W)`` of the map (built here when not given), and return a new
-(B, H, W, C) tensor; they agree to float rounding.
+(B, H, W, C) tensor. They agree to float rounding; which one a model uses is
+chosen once, when it is built (``VHeat(hco_impl=...)``):
 
-* ``'reference'`` - the authors' arithmetic: each 1-D transform is an
-  ``F.conv1d`` whose kernel is the (N, N) basis viewed as (N, N, 1), applied
-  to a (B, H, W*C) view (along H) and then a (B*H, W, C) view (along W),
-  with ``.contiguous()`` copies in between, and the damping as an einsum.
-* ``'dense'`` - the same dense products as batched matrix multiplications
-  on views (see :func:`~mmvheat.ops.heat.separable_transform`).
-* ``'matmul'`` - matrix products with the even/odd split of the DCT along
-  every axis long enough for it to pay (:mod:`~mmvheat.ops.split_dct`, a
-  fixed rule of the lengths), the dense products otherwise.
-* ``'fft'`` - DCT-II filtering as a real FFT of the even (mirror) extension:
+* ``'matmul'`` (the default) - four dense matrix products on views
+  (:func:`~mmvheat.ops.heat.separable_transform`).
+* ``'split'`` (opt-in) - the exact even/odd split of the DCT
+  (:mod:`~mmvheat.ops.split_dct`) along each axis at least
+  :data:`~mmvheat.ops.split_dct.SPLIT_MIN_LENGTH` long: half the
+  multiply-adds there, plus memory-bound folds. Measured at 0.96-1.09x of
+  ``'matmul'`` for whole models on a 2-core CPU; not measured on GPUs.
+* ``'fft'`` (opt-in) - a real 2-D FFT of the mirror extension:
   ``IDCT(d * DCT(x))`` is the top-left (H, W) corner of
-  ``irfft2(D * rfft2(mirror(x)))`` where ``D`` repeats ``d`` symmetrically,
-  ``O(HW log HW)`` instead of ``O(HW (H + W))``. Computed in float32 (or
-  float64) even for half-precision inputs (FFTs in fp16/bf16 are missing or
-  restricted to powers of two), then cast back.
+  ``irfft2(D * rfft2(mirror(x)))``, where ``D`` repeats ``d``
+  symmetrically; ``O(HW log HW)``. Computed in float32 (float64 for
+  float64) under any autocast, then cast back. 5-6x slower than
+  ``'matmul'`` on CPUs up to 256x256 maps; cuFFT may win on large maps.
 """
-from typing import Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 
-from .autograd import needs_autograd
 from .heat import dct_bases, separable_transform
 from .split_dct import split_depth, split_filter
 
-FILTER_IMPLS = ('reference', 'dense', 'matmul', 'fft')
+__all__ = ['HCO_IMPLS', 'DEFAULT_IMPL', 'heat_filter', 'dense_filter',
+           'fft_filter', 'split_dct_filter']
+
 Bases = Optional[Tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -41,45 +40,20 @@ def _bases_for(u: torch.Tensor, bases: Bases) -> Tuple[torch.Tensor, ...]:
     return tuple(b.to(u.dtype) for b in bases)
 
 
-def _conv1d_transform(x: torch.Tensor, basis_h: torch.Tensor,
-                      basis_w: torch.Tensor) -> torch.Tensor:
-    """The authors' separable transform: ``conv1d`` with (N, N, 1) kernels."""
-    b, h, w, c = x.shape
-    x = F.conv1d(x.contiguous().view(b, h, -1), basis_h.view(h, h, 1))
-    x = F.conv1d(x.contiguous().view(-1, w, c), basis_w.view(w, w, 1))
-    return x.contiguous().view(b, h, w, -1)
-
-
-def reference_filter(u: torch.Tensor, factors: torch.Tensor,
-                     bases: Bases = None) -> torch.Tensor:
-    """The heat filter computed as the authors' released code does."""
-    dct_h, dct_w = _bases_for(u, bases)
-    x = _conv1d_transform(u, dct_h, dct_w)
-    x = torch.einsum('bnmc,nmc->bnmc', x, factors.to(x.dtype))
-    return _conv1d_transform(x, dct_h.t().contiguous(), dct_w.t().contiguous())
-
-
 def dense_filter(u: torch.Tensor, factors: torch.Tensor,
                  bases: Bases = None) -> torch.Tensor:
     """The heat filter as four dense matrix products on views."""
     dct_h, dct_w = _bases_for(u, bases)
-    x = separable_transform(u, dct_h, dct_w)
-    factors = factors.to(x.dtype)
-    if needs_autograd(x, factors):
-        x = x * factors
-    else:
-        x.mul_(factors)  # x is a fresh product
+    x = separable_transform(u, dct_h, dct_w) * factors.to(u.dtype)
     return separable_transform(x, dct_h.t(), dct_w.t())
 
 
-def matmul_filter(u: torch.Tensor, factors: torch.Tensor,
-                  bases: Bases = None) -> torch.Tensor:
-    """The heat filter as matrix products: the even/odd split as often along
-    each axis as :func:`~mmvheat.ops.split_dct.split_depth` says (a fixed
-    rule of the length, and of whether autograd records), the dense
-    products where it says none."""
-    grad = needs_autograd(u, factors)
-    depths = (split_depth(u.shape[1], grad), split_depth(u.shape[2], grad))
+def split_dct_filter(u: torch.Tensor, factors: torch.Tensor,
+                     bases: Bases = None) -> torch.Tensor:
+    """The heat filter with the even/odd split along each axis the fixed
+    rule :func:`~mmvheat.ops.split_dct.split_depth` splits (a rule of the
+    axis length only); dense products along the others."""
+    depths = (split_depth(u.shape[1]), split_depth(u.shape[2]))
     if depths == (0, 0):
         return dense_filter(u, factors, bases)
     return split_filter(u, factors, _bases_for(u, bases), depths)
@@ -98,7 +72,7 @@ def fft_filter(u: torch.Tensor, factors: torch.Tensor,
                bases: Bases = None) -> torch.Tensor:
     """The heat filter through a real 2-D FFT of the mirror extension
     (``bases`` is accepted for a common signature and not needed)."""
-    b, h, w, c = u.shape
+    _, h, w, _ = u.shape
     work = torch.float64 if u.dtype == torch.float64 else torch.float32
     with torch.autocast(u.device.type, enabled=False):
         x = u.to(work)
@@ -112,9 +86,37 @@ def fft_filter(u: torch.Tensor, factors: torch.Tensor,
         return y[:, :h, :w].to(u.dtype)
 
 
-FILTERS = {
-    'reference': reference_filter,
-    'dense': dense_filter,
-    'matmul': matmul_filter,
-    'fft': fft_filter
+FILTERS: Dict[str, Callable] = {
+    'matmul': dense_filter,
+    'split': split_dct_filter,
+    'fft': fft_filter,
 }
+# The names, written once: VHeat, the tools and the tests read them here.
+HCO_IMPLS = tuple(FILTERS)
+DEFAULT_IMPL = 'matmul'
+
+
+def heat_filter(u: torch.Tensor,
+                factors: torch.Tensor,
+                impl: str = DEFAULT_IMPL,
+                bases: Bases = None) -> torch.Tensor:
+    """The HCO's linear heat-conduction step: DCT, damp, IDCT.
+
+    Args:
+        u (torch.Tensor): Channels-last input (B, H, W, C).
+        factors (torch.Tensor): Damping per frequency and channel (H, W, C),
+            e.g. :func:`~mmvheat.ops.heat_decay` of the conductivity.
+        impl (str): One of :data:`HCO_IMPLS` (see the module docstring).
+            Defaults to 'matmul'.
+        bases (tuple[torch.Tensor, torch.Tensor], optional): The DCT bases
+            ``(D_H, D_W)`` of the map, to share between blocks. Defaults to
+            None (built here).
+
+    Returns:
+        torch.Tensor: Filtered (B, H, W, C), in ``u``'s dtype.
+    """
+    fn = FILTERS.get(impl)
+    if fn is None:
+        raise ValueError(f'unknown heat filter impl {impl!r}; choose one of '
+                         f'{HCO_IMPLS}')
+    return fn(u, factors, bases)

@@ -25,13 +25,16 @@ def resize_freq_embed(freq_embed: torch.Tensor,
                       size: Tuple[int, int]) -> torch.Tensor:
     """Resize a frequency value embedding (H, W, C) to ``size`` = (h, w).
 
-    Bicubic interpolation with ``align_corners=False``, as the authors do when
-    a feature map and its stage's FVE differ in size. Returns the input itself
-    when the size already matches. Sides of length 1 (in or out) work.
+    Bicubic interpolation with ``align_corners=False``, as the authors do
+    when a feature map and its stage's FVE differ in size. There is no
+    shortcut for a matching size (it would fix the size in a traced graph):
+    at the same size every sample falls on a grid point, where the cubic
+    weights are exactly (0, 1, 0, 0), so the result equals the input bit for
+    bit. Sides of length 1 (in or out) work.
 
     Args:
         freq_embed (torch.Tensor): The FVE, shape (H, W, C).
-        size (tuple[int, int]): The target (h, w).
+        size (tuple[int, int]): The target (h, w), ints or symbolic ints.
 
     Returns:
         torch.Tensor: The FVE on the (h, w) grid, shape (h, w, C).
@@ -39,10 +42,7 @@ def resize_freq_embed(freq_embed: torch.Tensor,
     if freq_embed.dim() != 3:
         raise ValueError('a frequency value embedding must have shape '
                          f'(H, W, C), got {tuple(freq_embed.shape)}')
-    size = tuple(int(s) if torch.is_tensor(s) else s for s in size)
-    if tuple(freq_embed.shape[:2]) == size:
-        return freq_embed
     grid = freq_embed.permute(2, 0, 1).unsqueeze(0)
-    grid = F.interpolate(grid, size=size, mode='bicubic',
+    grid = F.interpolate(grid, size=tuple(size), mode='bicubic',
                          align_corners=False)
     return grid[0].permute(1, 2, 0)

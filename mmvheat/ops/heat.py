@@ -1,18 +1,16 @@
 """Plain-torch pieces of the Heat Conduction Operator (HCO).
 
-Everything here is a pure function of its arguments, computed in the graph
-(no Python-side caches), so it traces, compiles and exports:
+Every function here is a pure function of its arguments, computed in the
+graph with no Python-side caches and no shortcuts on sizes, so it traces
+with symbolic shapes (``torch.export``, ``torch.onnx.export(dynamo=True)``)
+and compiles:
 
 * :func:`dct_matrix` - the orthonormal DCT-II basis ``D_N`` (rows are
   frequencies, columns positions); its transpose is the inverse transform.
 * :func:`decay_map` - ``exp(-(w_n^2 + w_m^2))`` on an (H, W) frequency grid.
 * :func:`heat_decay` - the damping factors ``decay_map ** k``.
-* :func:`dct2d` / :func:`idct2d` - the separable 2-D transforms on
-  channels-last tensors, done as two matrix products.
-
-Building a basis costs ``N^2`` cosines, nothing next to the products that use
-it; the backbone builds each stage's bases once per forward and shares them
-between the stage's blocks.
+* :func:`separable_transform`, :func:`dct2d`, :func:`idct2d` - the separable
+  2-D transforms on channels-last tensors, as two matrix products.
 """
 import math
 from typing import Optional, Tuple
@@ -25,23 +23,14 @@ __all__ = [
 ]
 
 
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+def _table_dtype(dtype: torch.dtype) -> torch.dtype:
     """Tables are computed in float64 for float64, else in float32."""
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _as_size(name: str, size):
-    """``size`` as a positive int (a symbolic int is passed through; a 0-d
-    integer tensor, as ``torch.jit.trace`` can give for shapes, becomes an
-    int)."""
-    if torch.is_tensor(size) and size.dim() == 0 and not (
-            size.is_floating_point() or size.is_complex()):
-        size = int(size)
-    if isinstance(size, torch.SymInt):
-        return size
-    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+def _check_size(name: str, size) -> None:
+    if isinstance(size, int) and (isinstance(size, bool) or size < 1):
         raise ValueError(f'{name} must be a positive int, got {size!r}')
-    return size
 
 
 def dct_matrix(n: int,
@@ -51,14 +40,12 @@ def dct_matrix(n: int,
 
     ``D[k, i] = sqrt(2/n) * cos(pi * k * (i + 0.5) / n)`` with row 0 further
     divided by sqrt(2), so ``D @ D.T == I``: ``D @ x`` is the DCT of ``x``
-    along its first axis and ``D.T @ X`` the inverse.
-
-    For float32 and narrower dtypes the table is computed in float32 as the
-    authors' ``get_cos_map`` does (``linspace`` positions and frequencies,
-    ``torch.pi``) and then cast; float64 tables are computed in float64.
+    along its first axis and ``D.T @ X`` the inverse. Computed in float32
+    (float64 for float64) from ``arange`` (the integers the authors'
+    ``linspace`` gives) and cast to ``dtype``.
 
     Args:
-        n (int): The transform length.
+        n (int): The transform length (may be symbolic).
         device (torch.device, optional): Device of the result.
             Defaults to None (the default device).
         dtype (torch.dtype): Dtype of the result. Defaults to float32.
@@ -66,26 +53,26 @@ def dct_matrix(n: int,
     Returns:
         torch.Tensor: The (n, n) basis, frequencies along dim 0.
     """
-    n = _as_size('n', n)
-    kw = dict(device=device, dtype=_compute_dtype(dtype))
-    pos = (torch.linspace(0, n - 1, n, **kw).view(1, -1) + 0.5) / n
-    freq = torch.linspace(0, n - 1, n, **kw).view(-1, 1)
-    basis = torch.cos(freq * pos * torch.pi) * math.sqrt(2 / n)
-    # row 0 is further divided by sqrt(2) (out of place: traceable and
-    # exportable; dividing the other rows by 1 leaves them as they are)
-    row_div = torch.ones(n, 1, **kw)
-    row_div[0] = math.sqrt(2)
-    return (basis / row_div).to(dtype)
+    _check_size('n', n)
+    work = _table_dtype(dtype)
+    index = torch.arange(n, device=device, dtype=work)
+    count = torch.full((), n, device=device, dtype=torch.float64)
+    pos = (index.view(1, -1) + 0.5) / count.to(work)
+    basis = torch.cos(index.view(-1, 1) * pos * torch.pi)
+    basis = basis * torch.sqrt(2.0 / count).to(work)
+    row_div = torch.where(index == 0, torch.full_like(index, math.sqrt(2)),
+                          torch.ones_like(index))
+    return (basis / row_div.view(-1, 1)).to(dtype)
 
 
-def dct_bases(height: int, width: int, device: Optional[torch.device] = None,
+def dct_bases(height: int,
+              width: int,
+              device: Optional[torch.device] = None,
               dtype: torch.dtype = torch.float32
               ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """The bases ``(D_H, D_W)`` of an (H, W) map (one table when H == W)."""
-    basis_h = dct_matrix(height, device, dtype)
-    if width == height:
-        return basis_h, basis_h
-    return basis_h, dct_matrix(width, device, dtype)
+    """The bases ``(D_H, D_W)`` of an (H, W) map."""
+    return (dct_matrix(height, device, dtype),
+            dct_matrix(width, device, dtype))
 
 
 def decay_map(height: int,
@@ -94,12 +81,13 @@ def decay_map(height: int,
               dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """The heat-decay factors ``exp(-(w_n^2 + w_m^2))`` on an (H, W) grid.
 
-    ``w_n = n * pi / H`` for n in [0, H) (``linspace(0, pi, H + 1)[:H]``) and
-    likewise ``w_m`` over W. The DC entry (0, 0) is exactly 1.
+    ``w_n = n * pi / H`` for n in [0, H) and likewise ``w_m`` over W (the
+    authors' ``linspace(0, pi, H + 1)[:H]``, to the last bit). The DC entry
+    (0, 0) is exactly 1.
 
     Args:
-        height (int): Number of frequencies along H.
-        width (int): Number of frequencies along W.
+        height (int): Number of frequencies along H (may be symbolic).
+        width (int): Number of frequencies along W (may be symbolic).
         device (torch.device, optional): Device of the result.
             Defaults to None (the default device).
         dtype (torch.dtype): Dtype of the result. Defaults to float32.
@@ -107,13 +95,18 @@ def decay_map(height: int,
     Returns:
         torch.Tensor: The (H, W) decay map.
     """
-    height = _as_size('height', height)
-    width = _as_size('width', width)
-    kw = dict(device=device, dtype=_compute_dtype(dtype))
-    w_n = torch.linspace(0, torch.pi, height + 1, **kw)[:height]
-    w_m = torch.linspace(0, torch.pi, width + 1, **kw)[:width]
-    w_n, w_m = w_n.view(-1, 1), w_m.view(1, -1)
-    return torch.exp(-(torch.pow(w_n, 2) + torch.pow(w_m, 2))).to(dtype)
+    _check_size('height', height)
+    _check_size('width', width)
+    work = _table_dtype(dtype)
+
+    def freqs(n):
+        step = torch.pi / torch.full((), n, device=device,
+                                     dtype=torch.float64)
+        return torch.arange(n, device=device, dtype=work) * step.to(work)
+
+    w_n = freqs(height).view(-1, 1)
+    w_m = freqs(width).view(1, -1)
+    return torch.exp(-(w_n * w_n + w_m * w_m)).to(dtype)
 
 
 def separable_transform(x: torch.Tensor, basis_h: torch.Tensor,
@@ -156,5 +149,5 @@ def heat_decay(k: torch.Tensor) -> torch.Tensor:
         with float32.
     """
     h, w = k.shape[:2]
-    base = decay_map(h, w, k.device, _compute_dtype(k.dtype))
+    base = decay_map(h, w, k.device, _table_dtype(k.dtype))
     return torch.pow(base[:, :, None], k)

@@ -26,7 +26,7 @@ transforms (the damping factors are read through strided views, so nothing
 is reordered). Along H it works on (B, k, H, C) views, batched over the
 other axis, which ran faster here than one (H x H) by (H x W*C) product.
 Everything is plain differentiable torch (``split``/``narrow``, ``flip``,
-``addcmul``, ``cat``, ``matmul``), so autograd, autocast, ``torch.compile``
+``cat``, ``matmul``), so autograd, autocast, ``torch.compile``
 and ONNX export see ordinary ops. How often each axis splits is a fixed
 rule of its length (:func:`split_depth`).
 """
@@ -34,34 +34,22 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
-from .autograd import needs_autograd
-
 __all__ = [
-    'SPLIT_MAX_DEPTH_GRAD', 'SPLIT_MIN_LENGTH', 'SPLIT_MIN_LENGTH_GRAD',
-    'AxisPlan', 'axis_plan', 'fold', 'split_depth',
+    'SPLIT_MAX_DEPTH', 'SPLIT_MIN_LENGTH', 'AxisPlan', 'axis_plan', 'fold', 'split_depth',
     'split_filter', 'split_lengths', 'unfold'
 ]
 
-# A part of an axis is split while it is at least this long. Measured on
-# the 2-core CPU this project is developed on with
-#   tools/analysis_tools/benchmark_dct.py --depth-sweep 3 --sizes ...
-# (fp32, 96 channels, batch 1, both axes split alike, medians of 5 calls in
-# 5 interleaved repeats): one split against the dense products was 0.86x at
-# 56, 0.95x at 64, 1.01x at 80, 1.18x at 96, 1.21x at 112, 1.32x at 128 and
-# 1.3-1.7x from 160 to 320. A second split (of the even half) lost at 128
-# (1.24x against 1.32x) and broke even from 160 to 256; with 9 repeats it
-# was 1.45x against 1.40x at 192, 1.56x / 1.57x at 200x304, 1.53x / 1.59x
-# at 256 and 1.89x / 1.71x at 320. So a part splits from 96 on, the first
-# split and the deeper ones alike.
-SPLIT_MIN_LENGTH = 96
-# With autograd (training) each fold and unfold has a backward pass too.
-# Forward and backward, batch 2 (`--grad --depth-sweep`), one split against
-# the dense products: 0.97x at 96, and with 9 repeats 1.10x at 128, 1.12x
-# at 160, 1.20x at 192, 1.37x at 224; a second split lost at 128 and 192
-# (0.91x / 1.02x against 1.09x for one in the same 5-repeat run) and was
-# even at 256 (1.45x against 1.49x). So with autograd: one split, from 128.
-SPLIT_MIN_LENGTH_GRAD = 128
-SPLIT_MAX_DEPTH_GRAD = 1
+# The fixed rule of the opt-in 'split' filter, the same with and without
+# autograd: an axis at least this long is split once. Measured on a 2-core
+# CPU (fp32, 96 channels) with
+#   tools/analysis_tools/benchmark_dct.py --depth-sweep 3 [--grad]
+# one split against the dense products was 1.32x at 128 and 1.3-1.7x from
+# 160 to 320 without autograd, 1.10x at 128 to 1.37x at 224 with it (below
+# 128 it was 0.86-1.18x without autograd and 0.97x at 96 with it); deeper
+# splits were within noise of one split with autograd and gained at most
+# 10% without it.
+SPLIT_MIN_LENGTH = 128
+SPLIT_MAX_DEPTH = 1
 
 
 def split_lengths(n: int) -> Tuple[int, int]:
@@ -97,17 +85,15 @@ class AxisPlan(NamedTuple):
         return len(self.forward) - 1
 
 
-def split_depth(n: int, grad: bool = False,
-                min_length: Optional[int] = None) -> int:
-    """Number of even/odd splits the fixed rule applies to a length-``n``
-    axis: split while the (even) part is at least ``min_length`` long
-    (default :data:`SPLIT_MIN_LENGTH`, or with ``grad``, when the filter
-    runs under autograd, :data:`SPLIT_MIN_LENGTH_GRAD` and at most
-    :data:`SPLIT_MAX_DEPTH_GRAD` splits); a part of odd length is split at
-    most once more (its even half is not symmetric)."""
-    max_depth = SPLIT_MAX_DEPTH_GRAD if grad else n
-    if min_length is None:
-        min_length = SPLIT_MIN_LENGTH_GRAD if grad else SPLIT_MIN_LENGTH
+def split_depth(n: int, min_length: Optional[int] = None,
+                max_depth: Optional[int] = None) -> int:
+    """Number of even/odd splits for a length-``n`` axis: split while the
+    (even) part is at least ``min_length`` long (default
+    :data:`SPLIT_MIN_LENGTH`), at most ``max_depth`` times (default
+    :data:`SPLIT_MAX_DEPTH`); a part of odd length is split at most once
+    more (its even half is not symmetric). A rule of the length only."""
+    min_length = SPLIT_MIN_LENGTH if min_length is None else min_length
+    max_depth = SPLIT_MAX_DEPTH if max_depth is None else max_depth
     depth = 0
     while n >= min_length and depth < max_depth:
         depth += 1
@@ -165,26 +151,11 @@ def fold(x: torch.Tensor, dim: int) -> Tuple[torch.Tensor, torch.Tensor]:
 def unfold(a: torch.Tensor, b: torch.Tensor, dim: int,
            length: int) -> torch.Tensor:
     """Positions in natural order from the parts' inverses ``a`` and ``b``
-    (ceil(N/2) long along ``dim``): ``a + b``, then ``a - b`` reversed.
-
-    Without autograd and for even N, both sums come from one broadcast
-    ``addcmul`` into a tensor that stacks them along ``dim``, whose second
-    half is then reversed in place: the stack is the result (concatenating
-    ran slower here). With autograd, or for odd N (whose halves share the
-    middle sample), a sum, a difference, a flip and a concatenation, whose
-    backward passes are views and single passes."""
+    (ceil(N/2) long along ``dim``): ``a + b``, then ``a - b`` reversed (for
+    odd N the halves share the middle sample). A sum, a difference, a flip
+    and a concatenation, whose backward passes are views and single
+    passes."""
     m, m_odd = split_lengths(length)
-    if m == m_odd and not needs_autograd(a, b):
-        shape = [1] * (a.dim() + 1)
-        shape[dim] = 2
-        sign = torch.tensor([1., -1.], dtype=a.dtype, device=a.device)
-        both = torch.addcmul(a.unsqueeze(dim), sign.view(shape),
-                             b.unsqueeze(dim))
-        high = both.select(dim, 1)
-        high.copy_(high.flip(dim))
-        out_shape = list(a.shape)
-        out_shape[dim] = length
-        return both.view(out_shape)
     if m != m_odd:
         a_odd, b_odd = a.narrow(dim, 0, m_odd), b.narrow(dim, 0, m_odd)
     else:
@@ -241,7 +212,7 @@ def split_filter(u: torch.Tensor, factors: torch.Tensor,
             z = torch.matmul(mat_h, yp.transpose(1, 2))  # (B, k, n_p, C)
             damp = factors[plan_h.freqs[p], plan_w.freqs[q]]
             damp = damp.transpose(0, 1).to(z.dtype)
-            z = z * damp if needs_autograd(z, damp) else z.mul_(damp)
+            z = z * damp
             spectra.append(torch.matmul(plan_h.inverse[p], z))
         columns.append(_join(spectra, 2, plan_h))
     rows = [torch.matmul(mat, x.transpose(1, 2))  # (B, H, m_w, C)

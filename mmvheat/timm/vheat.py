@@ -18,7 +18,6 @@ from mmvheat.checkpoint import (FVE_MODES, CheckpointError, adapt_freq_embeds,
                                 extract_weights, read_checkpoint,
                                 state_dict_misfit)
 from mmvheat.models import VHeat
-from mmvheat.models.backbones import reference_layout
 
 __all__ = [
     'VHeatTimm', 'checkpoint_filter_fn', 'vheat_model_names', 'vheat_tiny',
@@ -110,8 +109,7 @@ class VHeatTimm(nn.Module):
             factory argument). Defaults to None (CPU).
         dtype (torch.dtype, optional): Parameter dtype. Defaults to None.
         **backbone_kwargs: Other :class:`VHeat` arguments: ``with_cp``,
-            ``hco_impl``, ``reuse_decay_tables``, ``deploy``,
-            ``frozen_stages``.
+            ``selective_cp``, ``hco_impl``, ``frozen_stages``.
     """
 
     def __init__(self,
@@ -196,10 +194,11 @@ class VHeatTimm(nn.Module):
         block (a stage's FVE with its first block, the downsample after
         the stage's last block), then the head norm."""
         if coarse:
-            blocks = r'^backbone\.(?:layers|freq_embed)\.(\d+)'
+            blocks = r'^backbone\.(?:layers|freq_embed|downsamples)\.(\d+)'
         else:
             blocks = [(r'^backbone\.layers\.(\d+)\.(\d+)', None),
                       (r'^backbone\.freq_embed\.(\d+)', (0, )),
+                      (r'^backbone\.downsamples\.(\d+)', (99998, )),
                       (r'^backbone\.outnorm3', (99999, ))]
         return dict(stem=r'^backbone\.patch_embed', blocks=blocks)
 
@@ -236,18 +235,10 @@ class VHeatTimm(nn.Module):
 
     # ------------------------------------------------------------------
     # intermediates
-    def _layout(self, x: torch.Tensor, fmt: str) -> torch.Tensor:
-        """A stage's map (channels-last, or (B, C, H, W) for
-        ``hco_impl='reference'``) in ``fmt``."""
-        if self.backbone.hco_impl == 'reference':
-            return x if fmt == 'NCHW' else x.permute(0, 2, 3, 1).contiguous()
+    @staticmethod
+    def _layout(x: torch.Tensor, fmt: str) -> torch.Tensor:
+        """A channels-last stage map in ``fmt``."""
         return x.permute(0, 3, 1, 2).contiguous() if fmt == 'NCHW' else x
-
-    def _head_norm(self, x: torch.Tensor) -> torch.Tensor:
-        norm = self.backbone.outnorm3
-        if self.backbone.hco_impl == 'reference':
-            return reference_layout.layer_norm_2d(norm, x)
-        return norm(x)
 
     def forward_intermediates(
         self,
@@ -284,30 +275,22 @@ class VHeatTimm(nn.Module):
             raise ValueError("output_fmt must be 'NCHW' or 'NHWC', got "
                              f'{output_fmt!r}')
         take = _stage_indices(indices, self._stages_kept)
-        backbone = self.backbone
-        backbone._check_input(x)
         last = NUM_STAGES - 1
         if stop_early or intermediates_only:
             last = max(take)
-        reference = backbone.hco_impl == 'reference'
-        if reference:
-            x = reference_layout.stem_forward(backbone.patch_embed, x)
-        else:
-            x = backbone.patch_embed(x)
+        outs = self.backbone.stage_outputs(x, sorted(set(take) | {last}))
+        head_norm = self.backbone.outnorm3
         intermediates = []
-        for i in range(last + 1):
-            x = backbone.forward_stage(i, x)
+        for i, y in zip(sorted(set(take) | {last}), outs):
             if i in take:
-                y = self._head_norm(x) if norm and i == NUM_STAGES - 1 else x
+                if norm and i == NUM_STAGES - 1:
+                    y = head_norm(y)
                 intermediates.append(self._layout(y, output_fmt))
-            if i < last:
-                down = backbone.layers[i][-1]
-                x = (reference_layout.downsample_forward(down, x)
-                     if reference else down(x))
         if intermediates_only:
             return intermediates
+        x = outs[-1]
         if last == NUM_STAGES - 1:
-            x = self._head_norm(x)
+            x = head_norm(x)
         return self._layout(x, 'NCHW'), intermediates
 
     def prune_intermediate_layers(self,
@@ -334,8 +317,10 @@ class VHeatTimm(nn.Module):
         unused = [self.backbone.freq_embed[i] for i in range(last + 1,
                                                                NUM_STAGES)]
         for i in range(last, NUM_STAGES):
-            stage = self.backbone.layers[i]
-            unused += list((stage[-1:] if i == last else stage).parameters())
+            if i > last:
+                unused += list(self.backbone.layers[i].parameters())
+            if i < NUM_STAGES - 1:
+                unused += list(self.backbone.downsamples[i].parameters())
         if last == NUM_STAGES - 1:
             unused = []
         for param in unused:

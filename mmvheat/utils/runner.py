@@ -34,6 +34,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None,
         raise FileNotFoundError(f'config file not found: {path}')
     # Registers VHeat and installs the torch>=2.6 checkpoint-loading fix,
     # also for configs that do not list mmvheat in custom_imports.
+    import mmvheat.engine  # noqa: F401
     import mmvheat.models  # noqa: F401
     cfg = Config.fromfile(path)
     if cfg_options:

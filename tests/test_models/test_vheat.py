@@ -4,7 +4,7 @@ import torch
 
 from conftest import randomise, rel_err  # noqa: F401 (re-exported)
 from mmvheat.models import VHeat
-from reference_vheat import ReferenceVHeat
+from mmvheat.analysis.reference_vheat import ReferenceVHeat
 
 # A reduced arch for tests where the full size is not the point; post_norm
 # and layer scale on, so both block variants are covered across the tests.

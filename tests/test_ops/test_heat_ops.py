@@ -125,9 +125,18 @@ class TestHeatFilterProperties:
 
 class TestResizeFreqEmbed:
 
-    def test_same_size_returns_input(self):
-        fve = torch.randn(7, 7, 3)
-        assert resize_freq_embed(fve, (7, 7)) is fve
+    @pytest.mark.parametrize('size', [(7, 7), (56, 56), (13, 4), (1, 1)])
+    def test_same_size_is_an_exact_copy(self, size):
+        """No shortcut for a matching size (it would fix shapes in a traced
+        graph): the bicubic weights there are (0, 1, 0, 0), so the values
+        and the gradient pass through bit for bit."""
+        fve = torch.randn(*size, 3, requires_grad=True)
+        out = resize_freq_embed(fve, size)
+        assert out is not fve
+        torch.testing.assert_close(out, fve, rtol=0, atol=0)
+        grad = torch.randn_like(out)
+        out.backward(grad)
+        torch.testing.assert_close(fve.grad, grad, rtol=0, atol=0)
 
     @pytest.mark.parametrize('src,dst', [((7, 7), (4, 9)), ((14, 14), (1, 5)),
                                          ((1, 1), (3, 2)), ((5, 5), (1, 1))])

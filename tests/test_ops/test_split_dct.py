@@ -94,19 +94,18 @@ def test_split_after_an_odd_length_is_refused():
 
 
 def test_the_fixed_rule():
-    """Split while the (even) part is at least 96 long; an odd part is the
-    last one split. Under autograd: once, from 128."""
-    expect = {7: 0, 56: 0, 95: 0, 96: 1, 97: 1, 128: 1, 152: 1, 191: 1,
-              192: 2, 200: 2, 256: 2, 304: 2, 320: 2, 384: 3}
+    """The 'split' filter's rule: one split from 128, a rule of the length
+    only; an odd part is the last one split."""
+    expect = {7: 0, 56: 0, 96: 0, 127: 0, 128: 1, 200: 1, 256: 1, 1024: 1}
     assert {n: split_depth(n) for n in expect} == expect
-    assert split_depth(20, min_length=5) == 3  # 20 -> 10 -> 5 (odd, last)
-    expect = {96: 0, 127: 0, 128: 1, 200: 1, 256: 1, 1024: 1}
-    assert {n: split_depth(n, grad=True) for n in expect} == expect
+    assert split_depth(20, min_length=5, max_depth=9) == 3  # 20, 10, 5
+    assert split_depth(384, min_length=96, max_depth=9) == 3
 
 
-def test_default_filter_dispatches_by_the_rule(monkeypatch):
-    """``matmul`` calls the split with the rule's depths per axis, and is
-    the dense filter itself (bit for bit) where no axis splits."""
+def test_split_filter_dispatches_by_the_rule(monkeypatch):
+    """``split`` calls the split with the rule's depths per axis, the same
+    with and without autograd, and is the dense filter itself (bit for bit)
+    where no axis splits; ``matmul`` never splits."""
     calls = []
     real = filters.split_filter
 
@@ -115,18 +114,18 @@ def test_default_filter_dispatches_by_the_rule(monkeypatch):
         return real(u, factors, bases, depths)
     monkeypatch.setattr(filters, 'split_filter', spy)
     u, k = torch.randn(1, 56, 200, 2), torch.rand(56, 200, 2)
-    out = heat_filter(u, k)
-    assert calls == [(0, 2)]
+    out = heat_filter(u, k, impl='split')
+    assert calls == [(0, 1)]
     # closer to the exact (float64) result than the dense fp32 products
-    # are: 200-term sums become 50- and 100-term ones
+    # are: 200-term sums become 100-term ones
     exact = dense_filter(u.double(), k.double())
-    assert rel_err(out.double(), exact) < rel_err(dense_filter(u, k).double(),
-                                                  exact) < 1e-4
+    assert rel_err(out.double(), exact) < 1e-4
     u, k = torch.randn(1, 56, 40, 2), torch.rand(56, 40, 2)
-    torch.testing.assert_close(heat_filter(u, k), dense_filter(u, k),
-                               rtol=0, atol=0)
-    assert calls == [(0, 2)]
+    torch.testing.assert_close(heat_filter(u, k, impl='split'),
+                               dense_filter(u, k), rtol=0, atol=0)
+    heat_filter(u, k)
+    assert calls == [(0, 1)]
     u, k = torch.randn(1, 100, 200, 2), torch.rand(100, 200, 2)
-    heat_filter(u.requires_grad_(), k).sum().backward()  # under autograd
-    heat_filter(u.detach(), k)
-    assert calls == [(0, 2), (0, 1), (1, 2)]
+    heat_filter(u.requires_grad_(), k, impl='split').sum().backward()
+    heat_filter(u.detach(), k, impl='split')
+    assert calls == [(0, 1), (0, 1), (0, 1)]

@@ -45,7 +45,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_MODELS = ['vheat-t:reference', 'vheat-t:matmul', 'swin-t',
                   'convnext-t']
 ALL_MODELS = [f'vheat-{s}:{i}' for s in 'tsb'
-              for i in ('reference', 'dense', 'matmul', 'fft', 'auto')
+              for i in ('reference', 'matmul', 'split', 'fft')
               ] + [f'{f}-{s}' for f in ('swin', 'convnext') for s in 'tsb']
 
 

@@ -4,17 +4,17 @@ on maps of several sizes, and vHeat-T steps, in one process, interleaved.
     python tools/analysis_tools/benchmark_dct.py \\
         [--sizes 56 100 128 200 256 320 200x304] [--channels 96] \\
         [--models deploy1024 det800x1216_tables det800x1216 train512] \\
-        [--impls reference dense matmul] [--repeat 3] [--runs 5] \\
+        [--impls matmul split fft] [--repeat 3] [--runs 5] \\
         [--threads N] [--out-dir work_dirs/benchmark_dct]
     python tools/analysis_tools/benchmark_dct.py --depth-sweep 3 \
         --sizes 56 64 80 96 112 128 256 200x304 --models
 
-``dense`` is the dense-product filter (what ``matmul`` was before the
-even/odd split), ``matmul`` the default (split where the fixed rule says
-so), ``reference`` the authors' ``conv1d`` form (for models: their whole
-layout). Prints one markdown table for the filter and one for the models:
-milliseconds per call (median over ``--repeat`` repeats of the median of
-``--runs`` calls), and ``matmul``'s speed-up over each baseline as the
+``matmul`` is the default filter (dense products), ``split`` the opt-in
+even/odd split (on axes the fixed rule splits), ``fft`` the FFT form (see
+:mod:`mmvheat.ops.filters`). Prints one markdown table for the filter and
+one for the models: milliseconds per call (median over ``--repeat`` repeats
+of the median of ``--runs`` calls), and each impl's speed-up over
+``matmul`` as the
 median of the per-repeat ratios with their range. Writes ``results.json``
 and ``results.md`` into ``--out-dir``. Pass ``--models`` with no names (or
 ``--sizes`` with none) to skip that table.
@@ -39,7 +39,7 @@ import torch._dynamo
 from mmvheat.analysis.dct_benchmark import (MODEL_CASES, depth_case,
                                             filter_case, model_case,
                                             run_cases, table)
-from mmvheat.ops import FILTER_IMPLS, SPLIT_MIN_LENGTH
+from mmvheat.ops import HCO_IMPLS, SPLIT_MIN_LENGTH
 
 
 def parse_size(text: str):
@@ -66,8 +66,8 @@ def parse_args(argv=None):
     parser.add_argument('--models', nargs='*', default=list(MODEL_CASES),
                         choices=MODEL_CASES)
     parser.add_argument('--impls', nargs='+',
-                        default=['reference', 'dense', 'matmul'],
-                        choices=[i for i in FILTER_IMPLS])
+                        default=['matmul', 'split'],
+                        choices=HCO_IMPLS)
     parser.add_argument('--depth-sweep', type=int, metavar='D',
                         help='time 0..D splits per axis at --sizes instead')
     parser.add_argument('--grad', action='store_true',
@@ -93,7 +93,7 @@ def main(argv=None):
                 runs=args.runs, channels=args.channels, batch=args.batch)
     out = dict(meta=meta)
     grad = ' forward and backward' if args.grad else ''
-    pairs = [('matmul', b) for b in ('dense', 'reference')
+    pairs = [(b, 'matmul') for b in ('split', 'fft')
              if 'matmul' in args.impls and b in args.impls]
     lines = [f'torch {meta["torch"]}, {meta["threads"]} threads, '
              f'{args.repeat} repeats x {args.runs} runs']

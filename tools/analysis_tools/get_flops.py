@@ -2,7 +2,7 @@
 
     python tools/analysis_tools/get_flops.py \
         [--archs tiny small base] [--resolutions 224] \
-        [--forms deploy train] [--hco-impl matmul|dense] [--tasks] \
+        [--forms deploy train] [--hco-impl matmul|split|fft] [--tasks] \
         [--config CONFIG --shape H W]
 
 Counts with mmengine's FlopAnalyzer (one multiply-add = one FLOP) plus the
@@ -13,12 +13,11 @@ counted too). At resolution R the backbone is built with ``img_size=R``.
 ``--tasks`` adds Mask R-CNN at 1280x800 and UperNet at 512x2048 built from
 this repository's configs; ``--config`` counts any config.
 
-With the default ``--hco-impl matmul`` the DCT counts the multiply-adds its
-products actually do: where the even/odd split applies (maps at least 96
-long, so not at 224) each split halves them along its axis. ``--hco-impl
-dense`` counts the dense products (2 (H + W) multiply-adds per element and
-channel for the DCT and its inverse), the paper's convention; ``reference``
-and ``fft`` count the same dense products.
+With the default ``--hco-impl matmul`` the DCT counts the dense products
+(2 (H + W) multiply-adds per element and channel for the DCT and its
+inverse), the paper's convention; ``fft`` counts the same dense products.
+``--hco-impl split`` counts the multiply-adds the opt-in even/odd split
+does: on axes at least 128 long it halves them.
 """
 import argparse
 import os.path as osp
@@ -53,9 +52,9 @@ def parse_args(argv=None):
     parser.add_argument('--forms', nargs='+', default=['deploy', 'train'],
                         choices=['deploy', 'train'])
     parser.add_argument('--hco-impl', default='matmul',
-                        choices=['reference', 'dense', 'matmul', 'fft'],
-                        help="'matmul': the multiply-adds done (DCT split "
-                        "where it applies); the others: the dense DCT "
+                        choices=['matmul', 'split', 'fft'],
+                        help="'split': the multiply-adds the even/odd "
+                        "split does; 'matmul' and 'fft': the dense DCT "
                         "products (the paper's count)")
     parser.add_argument('--tasks', action='store_true',
                         help='also Mask R-CNN (1280x800) and UperNet '
@@ -121,10 +120,9 @@ def main(argv=None):
                             task_model_flops(args.config, h, w, form,
                                              args.hco_impl)))
     print_table(rows)
-    if args.hco_impl == 'matmul':
-        dct = ('the DCT as the products do it (even/odd split on maps at '
-               f'least {SPLIT_MIN_LENGTH} long; --hco-impl dense for the '
-               'dense count)')
+    if args.hco_impl == 'split':
+        dct = ('the DCT as the split products do it (even/odd split on '
+               f'axes at least {SPLIT_MIN_LENGTH} long)')
     else:
         dct = ('the DCT as dense products (the paper convention; an '
                'FFT-based DCT counts as the dense products it replaces)')

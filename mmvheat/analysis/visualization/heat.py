@@ -164,7 +164,7 @@ def conductivity(backbone: nn.Module,
     """
     op = backbone.layers[stage][block].op
     with torch.no_grad():
-        return op.conductivity(_stage_fve(backbone, stage, size)).detach()
+        return op.to_k(_stage_fve(backbone, stage, size)).detach()
 
 
 def block_impulse_response(

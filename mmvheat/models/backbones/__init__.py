@@ -1,4 +1,4 @@
 from .heat_conduction import HeatBlock, HeatConductionOperator
-from .vheat import VHeat, fve_grid_for
+from .vheat import VHeat
 
-__all__ = ['HeatBlock', 'HeatConductionOperator', 'VHeat', 'fve_grid_for']
+__all__ = ['HeatBlock', 'HeatConductionOperator', 'VHeat']

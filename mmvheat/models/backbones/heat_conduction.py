@@ -1,39 +1,71 @@
 """The Heat Conduction Operator (HCO) and the vHeat block.
 
 Both work on channels-last tensors (B, H, W, C): LayerNorms and linear layers
-act on the last dim without permute copies, and the convs get (B, C, H, W)
-views of that memory. Every layer runs by calling its module. Parameter names
-and shapes follow the authors' released checkpoints (``op.dwconv``,
-``op.linear``, ``op.to_k.0``, ``mlp.fc1`` as a (out, in, 1, 1) conv weight,
-...).
+act on the last dim without permute copies; the depthwise conv gets a
+(B, C, H, W) view of that memory. Every layer runs by calling its module, so
+hooks fire and swapped modules (quantized, LoRA-wrapped, parametrized) are
+used. The parameter names follow the authors' checkpoints except where
+their layout needed special machinery (see :mod:`mmvheat.checkpoint`): the
+MLP's ``fc1``/``fc2`` are ``nn.Linear`` here (their files store 1x1 convs;
+the weights are reshaped on load).
+
+One block's forward, in this file::
+
+    x ──norm1──> HCO ──(gamma1, drop path)──> + ──norm2──> MLP ──> + ──> out
+    └──────────────────────────────────────────┘└─────────────────────┘
+
+    HCO(x): dwconv 3x3 -> linear -> (u, z)
+            u -> DCT -> * decay**ReLU(to_k(FVE)) -> IDCT -> out_norm
+            out_norm(u) * SiLU(z) -> out_linear
+
+(``post_norm=True`` puts norm1/norm2 after the HCO/MLP instead.)
 """
 from collections import OrderedDict
-from typing import Optional, Tuple
+from functools import partial
+from typing import Callable, Optional, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
 
-from mmvheat.ops import DEFAULT_IMPL, heat_decay, heat_filter, needs_autograd
+from mmvheat.ops import DEFAULT_IMPL, HCO_IMPLS, heat_decay, heat_filter
 
-from . import reference_layout
-from .pointwise import PointwiseConv2d
-from .recompute import act_then, norm_gate
+Bases = Optional[Tuple[torch.Tensor, torch.Tensor]]
+
+# The outputs selective recomputation keeps: matrix products and
+# convolutions. Everything else in a branch (norms, activations, the gate,
+# the damping, copies) is recomputed in backward from them.
+_KEPT_OPS = frozenset(
+    op for op in (getattr(torch.ops.aten, name, None)
+                  for name in ('mm', 'addmm', 'bmm', 'baddbmm',
+                               'convolution', '_convolution'))
+    if op is not None)
 
 
-def drop_path(x: torch.Tensor, drop_prob: float, training: bool) -> torch.Tensor:
-    """Stochastic depth per sample, scaled by the keep probability."""
-    if drop_prob == 0. or not training:
-        return x
-    keep_prob = 1 - drop_prob
-    shape = (x.shape[0], ) + (1, ) * (x.dim() - 1)
-    mask = x.new_empty(shape).bernoulli_(keep_prob)
-    if keep_prob > 0:
-        mask.div_(keep_prob)
-    return x * mask
+def _keep_products(ctx, op, *args, **kwargs) -> cp.CheckpointPolicy:
+    """Selective-checkpoint policy: keep products, recompute the rest."""
+    if getattr(op, 'overloadpacket', op) in _KEPT_OPS:
+        return cp.CheckpointPolicy.MUST_SAVE
+    return cp.CheckpointPolicy.PREFER_RECOMPUTE
+
+
+def run_selective(fn: Callable, *args) -> torch.Tensor:
+    """``fn(*args)`` under selective activation checkpointing
+    (:func:`torch.utils.checkpoint.checkpoint` with
+    :func:`~torch.utils.checkpoint.create_selective_checkpoint_contexts`):
+    the outputs of matrix products and convolutions are kept for backward,
+    elementwise results are recomputed there. Values and gradients are
+    those of plain autograd."""
+    return cp.checkpoint(
+        fn, *args, use_reentrant=False,
+        context_fn=partial(cp.create_selective_checkpoint_contexts,
+                           _keep_products))
 
 
 class DropPath(nn.Module):
-    """Stochastic depth (drop whole residual branches per sample).
+    """Stochastic depth: drop a sample's residual branch with probability
+    ``drop_prob`` in training, scaling kept ones by ``1 / (1 - drop_prob)``.
 
     Args:
         drop_prob (float): Probability of dropping a sample's branch.
@@ -45,7 +77,12 @@ class DropPath(nn.Module):
         self.drop_prob = float(drop_prob)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return drop_path(x, self.drop_prob, self.training)
+        if self.drop_prob == 0. or not self.training:
+            return x
+        keep = 1 - self.drop_prob
+        mask = x.new_empty((x.shape[0], ) + (1, ) * (x.dim() - 1))
+        mask = mask.bernoulli_(keep)
+        return x * mask / keep if keep > 0 else x * mask
 
     def extra_repr(self) -> str:
         return f'drop_prob={self.drop_prob}'
@@ -57,24 +94,24 @@ class HeatConductionOperator(nn.Module):
     ``dwconv -> linear -> (u, z)``; ``u`` goes through the 2-D DCT, is damped
     per frequency and channel by ``exp(-(w_n^2 + w_m^2)) ** ReLU(to_k(FVE))``
     and comes back through the IDCT; then ``out_norm(u) * SiLU(z)`` and
-    ``out_linear``. Every layer runs by calling its module, so hooks fire and
-    swapped modules (quantized, LoRA-wrapped, parametrized) are used.
+    ``out_linear``.
 
-    The damping factors of the FVE's own grid can be kept in the
-    non-persistent buffer ``decay_table`` (filled by the backbone, see
-    :meth:`VHeat.refresh_decay_tables`); it is empty until then.
+    State: its parameters, and after :meth:`VHeat.switch_to_deploy` the
+    buffer ``decay_table`` (the damping factors of one map size, derived
+    from the FVE and ``to_k`` at that moment; None before).
 
     Args:
         dim (int): Number of channels C.
-        impl (str): How the DCT-damp-IDCT filter is computed: 'matmul'
-            (the default: products, split where they pay), 'dense', 'fft',
-            'reference' (the authors' ``conv1d`` form) or 'auto' (see
-            :func:`mmvheat.ops.heat_filter`).
+        impl (str): How the DCT-damp-IDCT filter is computed, one of
+            :data:`mmvheat.ops.HCO_IMPLS` (see :mod:`mmvheat.ops.filters`).
             Defaults to 'matmul'.
     """
 
     def __init__(self, dim: int, impl: str = DEFAULT_IMPL) -> None:
         super().__init__()
+        if impl not in HCO_IMPLS:
+            raise ValueError(f'hco_impl must be one of {HCO_IMPLS}, got '
+                             f'{impl!r}')
         self.dim = dim
         self.impl = impl
         self.dwconv = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
@@ -83,30 +120,29 @@ class HeatConductionOperator(nn.Module):
         self.out_linear = nn.Linear(dim, dim)
         self.to_k = nn.Sequential(OrderedDict(
             [('0', nn.Linear(dim, dim)), ('1', nn.ReLU())]))
-        self.register_buffer('decay_table', torch.empty(0), persistent=False)
-
-    def conductivity(self, freq_embed: torch.Tensor) -> torch.Tensor:
-        """``k = ReLU(to_k(FVE))``: the learned exponent per frequency."""
-        return self.to_k(freq_embed)
+        self.register_buffer('decay_table', None, persistent=False)
 
     def decay(self, freq_embed: torch.Tensor) -> torch.Tensor:
-        """Damping factors (H, W, C) for an FVE already on the (H, W) grid."""
-        return heat_decay(self.conductivity(freq_embed))
+        """Damping factors (H, W, C) for an FVE on the (H, W) grid:
+        ``decay_map ** ReLU(to_k(FVE))``."""
+        return heat_decay(self.to_k(freq_embed))
 
-    def forward(self,
-                x: torch.Tensor,
-                freq_embed: Optional[torch.Tensor] = None,
-                decay: Optional[torch.Tensor] = None,
-                bases: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
-                ) -> torch.Tensor:
+    def factors(self, freq_embed: torch.Tensor) -> torch.Tensor:
+        """The deploy table when there is one for this grid, else
+        :meth:`decay` of ``freq_embed``."""
+        table = self.decay_table
+        if table is not None and table.shape[:2] == freq_embed.shape[:2]:
+            return table
+        return self.decay(freq_embed)
+
+    def forward(self, x: torch.Tensor, freq_embed: torch.Tensor,
+                bases: Bases = None) -> torch.Tensor:
         """Apply the operator.
 
         Args:
             x (torch.Tensor): Channels-last input (B, H, W, C).
-            freq_embed (torch.Tensor, optional): The FVE on the (H, W) grid,
-                shape (H, W, C). Needed unless ``decay`` is given.
-            decay (torch.Tensor, optional): Precomputed damping factors
-                (H, W, C), e.g. ``decay_table``. Defaults to None.
+            freq_embed (torch.Tensor): The FVE on the (H, W) grid,
+                shape (H, W, C).
             bases (tuple[torch.Tensor, torch.Tensor], optional): The DCT
                 bases of the (H, W) map, shared by a stage's blocks.
                 Defaults to None (built here).
@@ -116,27 +152,12 @@ class HeatConductionOperator(nn.Module):
         """
         x = self.dwconv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         u, z = self.linear(x).chunk(2, dim=-1)
-        if decay is None:
-            if freq_embed is None:
-                raise ValueError('HeatConductionOperator needs either '
-                                 '`freq_embed` or `decay`')
-            decay = self.decay(freq_embed)
-        u = heat_filter(u, decay, impl=self.impl, bases=bases)
-        u = norm_gate(self.out_norm, u, z)  # == out_norm(u) * silu(z)
-        return self.out_linear(u)
+        u = heat_filter(u, self.factors(freq_embed), self.impl, bases)
+        return self.out_linear(self.out_norm(u) * F.silu(z))
 
 
-def _to_nchw(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) view of channels-last (B, H, W, C) memory."""
-    return x.permute(0, 3, 1, 2)
-
-
-class ConvMlp(nn.Module):
-    """The block's MLP: 1x1 conv, GELU, 1x1 conv (keys ``fc1``/``fc2`` as
-    in the released checkpoints), on channels-last data: the convs
-    (:class:`PointwiseConv2d`, GEMMs over channels) get a (B, C, H, W) view
-    of (B, H, W, C) memory (PyTorch's channels-last format), so no copies
-    are made.
+class Mlp(nn.Module):
+    """The block's MLP on channels-last tensors: ``fc1``, GELU, ``fc2``.
 
     Args:
         dim (int): Input and output channels.
@@ -145,16 +166,12 @@ class ConvMlp(nn.Module):
 
     def __init__(self, dim: int, hidden_dim: int) -> None:
         super().__init__()
-        self.fc1 = PointwiseConv2d(dim, hidden_dim)
+        self.fc1 = nn.Linear(dim, hidden_dim)
         self.act = nn.GELU()
-        self.fc2 = PointwiseConv2d(hidden_dim, dim)
+        self.fc2 = nn.Linear(hidden_dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Channels-last (B, H, W, C) in and out."""
-        h = self.fc1(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        # == fc2(act(h)), the GELU on contiguous (B, H, W, 4C) memory; in
-        # training fc2 keeps h, not act(h)
-        return act_then(self.fc2, self.act, h, _to_nchw).permute(0, 2, 3, 1)
+        return self.fc2(self.act(self.fc1(x)))
 
 
 class HeatBlock(nn.Module):
@@ -176,9 +193,11 @@ class HeatBlock(nn.Module):
             Defaults to None.
         mlp_ratio (float): Hidden width of the MLP over ``dim``.
             Defaults to 4.
-        reference_layout (bool): Run on (B, C, H, W) the way the authors'
-            code does (see :mod:`.reference_layout`) instead of on
-            channels-last tensors. Defaults to False.
+        impl (str): The HCO's filter (see :class:`HeatConductionOperator`).
+            Defaults to 'matmul'.
+        selective_cp (bool): In training mode, run each branch under
+            selective activation checkpointing (:func:`run_selective`):
+            less memory for a little recomputation. Defaults to True.
     """
 
     def __init__(self,
@@ -187,45 +206,51 @@ class HeatBlock(nn.Module):
                  post_norm: bool = False,
                  layer_scale: Optional[float] = None,
                  mlp_ratio: float = 4.,
-                 reference_layout: bool = False) -> None:
+                 impl: str = DEFAULT_IMPL,
+                 selective_cp: bool = True) -> None:
         super().__init__()
         self.post_norm = post_norm
-        self.reference_layout = reference_layout
+        self.selective_cp = selective_cp
         self.norm1 = nn.LayerNorm(dim, eps=1e-5)
-        self.op = HeatConductionOperator(dim)
+        self.op = HeatConductionOperator(dim, impl)
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim, eps=1e-5)
-        self.mlp = ConvMlp(dim, int(dim * mlp_ratio))
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
         if layer_scale is not None:
             self.gamma1 = nn.Parameter(torch.full((dim, ), float(layer_scale)))
             self.gamma2 = nn.Parameter(torch.full((dim, ), float(layer_scale)))
         else:
             self.gamma1 = self.gamma2 = None
 
-    def _scale(self, x: torch.Tensor, gamma: Optional[torch.Tensor]):
-        return x if gamma is None else gamma * x
+    def heat_branch(self, x: torch.Tensor, freq_embed: torch.Tensor,
+                    bases: Bases = None) -> torch.Tensor:
+        """The HCO with its norm, before layer scale and drop path."""
+        if self.post_norm:
+            return self.norm1(self.op(x, freq_embed, bases))
+        return self.op(self.norm1(x), freq_embed, bases)
 
-    def forward(self,
-                x: torch.Tensor,
-                freq_embed: Optional[torch.Tensor] = None,
-                decay: Optional[torch.Tensor] = None,
-                bases: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
-                ) -> torch.Tensor:
+    def mlp_branch(self, x: torch.Tensor) -> torch.Tensor:
+        """The MLP with its norm, before layer scale and drop path."""
+        if self.post_norm:
+            return self.norm2(self.mlp(x))
+        return self.mlp(self.norm2(x))
+
+    def forward(self, x: torch.Tensor, freq_embed: torch.Tensor,
+                bases: Bases = None) -> torch.Tensor:
         """Channels-last (B, H, W, C) in and out; see
-        :meth:`HeatConductionOperator.forward` for ``freq_embed``, ``decay``
-        and ``bases``. (B, C, H, W) in and out with ``reference_layout``."""
-        if self.reference_layout:
-            return reference_layout.block_forward(self, x, freq_embed, decay)
-        if self.post_norm:
-            heat = self.norm1(self.op(x, freq_embed, decay, bases))
+        :meth:`HeatConductionOperator.forward` for ``freq_embed`` and
+        ``bases``."""
+        if self.selective_cp and self.training:
+            heat = run_selective(self.heat_branch, x, freq_embed, bases)
         else:
-            heat = self.op(self.norm1(x), freq_embed, decay, bases)
-        x = x + self.drop_path(self._scale(heat, self.gamma1))
-        if self.post_norm:
-            mlp = self.norm2(self.mlp(x))
+            heat = self.heat_branch(x, freq_embed, bases)
+        if self.gamma1 is not None:
+            heat = self.gamma1 * heat
+        x = x + self.drop_path(heat)
+        if self.selective_cp and self.training:
+            mlp = run_selective(self.mlp_branch, x)
         else:
-            mlp = self.mlp(self.norm2(x))
-        mlp = self.drop_path(self._scale(mlp, self.gamma2))
-        if not needs_autograd(x, mlp):  # x is this block's own tensor
-            return x.add_(mlp)
-        return x + mlp
+            mlp = self.mlp_branch(x)
+        if self.gamma2 is not None:
+            mlp = self.gamma2 * mlp
+        return x + self.drop_path(mlp)

@@ -3,71 +3,49 @@ Conduction", CVPR 2025), one class for mmpretrain, mmdetection and
 mmsegmentation."""
 import logging
 import math
-import weakref
-from typing import (Dict, Iterator, List, Optional, Sequence, Tuple,
-                    Union)
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.fx
 import torch.nn as nn
 import torch.utils.checkpoint as cp
-from torch.optim.optimizer import register_optimizer_step_post_hook
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
-from mmvheat.checkpoint import load_backbone_weights
-from mmvheat.ops import (DEFAULT_IMPL, HEAT_FILTER_IMPLS, dct_bases,
-                         fve_grid_for, needs_autograd, resize_freq_embed)
+from mmvheat.checkpoint import load_backbone_weights, map_legacy_keys
+from mmvheat.ops import (DEFAULT_IMPL, HCO_IMPLS, dct_bases, fve_grid_for,
+                         resize_freq_embed)
 from mmvheat.registry import MODELS
-from . import reference_layout
 from .heat_conduction import HeatBlock
 
-HCO_IMPLS = HEAT_FILTER_IMPLS
 
-# Every live VHeat, for the optimizer-step hook that refreshes decay tables.
-_LIVE_MODELS: 'weakref.WeakSet' = weakref.WeakSet()
-_STEP_HOOK = []
-
-
-def _refresh_after_optimizer_step(optimizer, args, kwargs) -> None:
-    """Global optimizer post-step hook: a VHeat keeping decay tables whose
-    sources this optimizer updates refreshes them."""
-    keeping = [m for m in list(_LIVE_MODELS) if m.keeps_decay_tables()]
-    if not keeping:  # training mode, the usual case: nothing to look up
-        return
-    stepped = {id(p) for group in optimizer.param_groups
-               for p in group['params']}
-    for model in keeping:
-        if any(id(p) in stepped for p in model.decay_table_sources()):
-            model.refresh_decay_tables()
-
-
-def _refresh_after_load(model: 'VHeat', incompatible_keys) -> None:
-    model.refresh_decay_tables()
-
-
-def _track(model: 'VHeat') -> None:
-    _LIVE_MODELS.add(model)
-    if not _STEP_HOOK:
-        _STEP_HOOK.append(register_optimizer_step_post_hook(
-            _refresh_after_optimizer_step))
+def check_images(x: torch.Tensor, in_channels: int,
+                 dtype: torch.dtype) -> None:
+    """Raise a clear error for what VHeat cannot take: not a 4-D tensor,
+    another channel count, an empty image, or a float dtype other than the
+    weights' outside autocast. A leaf for ``torch.fx`` tracing."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 4:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x)
+        raise ValueError('VHeat expects a 4-D image batch (B, C, H, W), '
+                         f'got {shape}')
+    if x.shape[1] != in_channels:
+        raise ValueError(f'VHeat was built for {in_channels} input '
+                         f'channels, got {x.shape[1]} (input shape '
+                         f'{tuple(x.shape)}, expected (B, {in_channels}, H, '
+                         'W))')
+    if x.shape[2] < 1 or x.shape[3] < 1:
+        raise ValueError(f'VHeat got an empty image of shape '
+                         f'{tuple(x.shape)}')
+    if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+        hint = ('convert the images with .float() (or the model with '
+                f'.to({x.dtype}))' if not x.is_floating_point() else
+                'run under torch.autocast, or convert the model with '
+                f'.to({x.dtype}) (.half() for float16)')
+        raise TypeError(f'VHeat got {x.dtype} images but its weights are '
+                        f'{dtype}: {hint}')
 
 
-class _Permute(nn.Module):
-    """Permute dims (no parameters); keeps the stem's key layout."""
-
-    def __init__(self, *dims: int) -> None:
-        super().__init__()
-        self.dims = dims
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.permute(*self.dims)
-
-
-def _channel_norm(dim: int, eps: float) -> nn.Sequential:
-    """LayerNorm over the channels of (B, C, H, W), at index 1 of a
-    Sequential as in the released checkpoints (``norm1.1.weight``)."""
-    return nn.Sequential(
-        _Permute(0, 2, 3, 1), nn.LayerNorm(dim, eps=eps), _Permute(0, 3, 1, 2))
+torch.fx.wrap('check_images')
 
 
 class StemLayer(nn.Module):
@@ -82,24 +60,22 @@ class StemLayer(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(
             in_channels, out_channels // 2, 3, stride=2, padding=1)
-        self.norm1 = _channel_norm(out_channels // 2, eps=1e-6)
+        self.norm1 = nn.LayerNorm(out_channels // 2, eps=1e-6)
         self.act = nn.GELU()
         self.conv2 = nn.Conv2d(
             out_channels // 2, out_channels, 3, stride=2, padding=1)
-        self.norm2 = _channel_norm(out_channels, eps=1e-6)
+        self.norm2 = nn.LayerNorm(out_channels, eps=1e-6)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C_in, H, W) in; channels-last (B, H/4, W/4, C) out."""
-        x = self.act(self.norm1(self.conv1(x)))
-        x = self.conv2(x).permute(0, 2, 3, 1)
-        return self.norm2[1](x)
+        x = self.norm1(self.conv1(x).permute(0, 2, 3, 1))
+        x = self.conv2(self.act(x).permute(0, 3, 1, 2))
+        return self.norm2(x.permute(0, 2, 3, 1))
 
 
 class Downsample(nn.Sequential):
-    """Conv 3x3 s2 (no bias) then LayerNorm, on channels-last tensors.
-
-    Stored as ``(conv, norm)`` items ``0`` and ``1`` like the released
-    checkpoints.
+    """Conv 3x3 s2 (no bias) then LayerNorm, on channels-last tensors
+    (items ``0`` and ``1``, as in the authors' checkpoints).
 
     Args:
         in_channels (int): Input width.
@@ -124,15 +100,18 @@ class VHeat(BaseModule):
     A stride-4 stem and four stages of heat-conduction blocks with widths
     C, 2C, 4C, 8C. Stage ``i`` owns one frequency value embedding (FVE)
     ``freq_embed.i`` on an ``img_size / 2^(i+2)`` grid shared by its blocks;
-    for feature maps of another size it is resized bicubically. Any input
-    size works: every stride-2 layer rounds up, so stage ``i`` of an
-    (H, W) input is ``(ceil(H / 2^(i+2)), ceil(W / 2^(i+2)))``.
+    in every forward it is resized bicubically to the stage's map (an exact
+    copy at its own size). Any input size works: every stride-2 layer
+    rounds up, so stage ``i`` of an (H, W) input is
+    ``(ceil(H / 2^(i+2)), ceil(W / 2^(i+2)))``.
 
-    The parameter names follow the authors' released checkpoints, so their
-    Mask R-CNN / UperNet ``backbone.*`` weights load with ``strict=True``.
-    The official classifier's head ``classifier.0`` (LayerNorm) is
-    ``outnorm3`` here and ``classifier.3`` (Linear) is the ``fc`` of
-    mmpretrain's ``LinearClsHead`` behind ``GlobalAveragePooling``.
+    The model keeps no state besides its parameters, except after
+    :meth:`switch_to_deploy`. Keys: see :mod:`mmvheat.checkpoint` (the
+    authors' layout loads strictly, mapped on load; saved checkpoints use
+    the plain layout). The official classifier's head ``classifier.0``
+    (LayerNorm) is ``outnorm3`` here and ``classifier.3`` (Linear) is the
+    ``fc`` of mmpretrain's ``LinearClsHead`` behind
+    ``GlobalAveragePooling``.
 
     Args:
         arch (str | dict): 'tiny'/'t', 'small'/'s', 'base'/'b', or a dict
@@ -152,24 +131,19 @@ class VHeat(BaseModule):
             >= 0 and stages ``0 .. frozen_stages - 1`` (their blocks, FVE,
             downsample and output norm) as in mmdet's ResNet. -1 freezes
             nothing. Defaults to -1.
-        with_cp (bool): Gradient checkpointing per block (saves memory,
-            costs a second forward). Defaults to False.
-        deploy (bool): Build the model in deploy mode (see
-            :meth:`switch_to_deploy`). Defaults to False.
-        hco_impl (str): How the HCO's DCT filter runs (see
-            :meth:`set_hco_impl`): 'matmul' (matrix products with the
-            exact even/odd split of the DCT where a fixed rule of the map's
-            lengths says it pays; the default), 'dense' (dense products
-            only), 'fft', 'auto' (opt-in: matmul or fft by a calibration
-            measured once per device and dtype, the same on every rank; see
-            :mod:`mmvheat.ops.autotune`) or 'reference' (the whole model in
-            the authors' layout and arithmetic; the baseline of benchmarks).
+        with_cp (bool): Full gradient checkpointing per block (least
+            memory, a second forward in backward). Defaults to False.
+        selective_cp (bool): Selective activation checkpointing per block
+            branch in training: the outputs of matrix products and
+            convolutions are kept, elementwise results (norms, GELU, gate,
+            damping) are recomputed in backward. Same values and gradients,
+            about a third less activation memory. Defaults to True.
+        hco_impl (str): The HCO's DCT filter, one of
+            :data:`mmvheat.ops.HCO_IMPLS`: 'matmul' (dense matrix products,
+            the default), 'split' (the exact even/odd split of the DCT on
+            axes of at least 128) or 'fft' (see :mod:`mmvheat.ops.filters`).
             All give the same outputs to float rounding.
             Defaults to 'matmul'.
-        reuse_decay_tables (bool): Keep each block's damping factors for its
-            FVE's own grid and reuse them while its stage is in eval mode
-            (see :meth:`refresh_decay_tables`). False computes them in every
-            forward. Defaults to True.
         init_cfg (dict | list[dict], optional): mmengine initialisation
             config, e.g. ``dict(type='Pretrained', checkpoint=...)``.
             Defaults to None (the authors' initialisation).
@@ -204,11 +178,13 @@ class VHeat(BaseModule):
                  out_indices: Union[int, Sequence[int]] = -1,
                  frozen_stages: int = -1,
                  with_cp: bool = False,
-                 deploy: bool = False,
+                 selective_cp: bool = True,
                  hco_impl: str = DEFAULT_IMPL,
-                 reuse_decay_tables: bool = True,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        if hco_impl not in HCO_IMPLS:
+            raise ValueError(f'hco_impl must be one of {HCO_IMPLS}, got '
+                             f'{hco_impl!r}')
         self.arch_settings = self._parse_arch(arch)
         depths = self.arch_settings['depths']
         dims = self.arch_settings['dims']
@@ -222,6 +198,7 @@ class VHeat(BaseModule):
                              f', got {frozen_stages}')
         self.frozen_stages = frozen_stages
         self.with_cp = with_cp
+        self.hco_impl = hco_impl
         self.drop_path_rate = drop_path_rate
 
         self.patch_embed = StemLayer(in_channels, dims[0])
@@ -233,30 +210,27 @@ class VHeat(BaseModule):
         self.layers = nn.ModuleList()
         for i, depth in enumerate(depths):
             first = sum(depths[:i])
-            stage = nn.ModuleList([
+            self.layers.append(nn.ModuleList([
                 HeatBlock(
                     dims[i],
                     drop_path=rates[first + j],
                     post_norm=self.arch_settings['post_norm'],
-                    layer_scale=self.arch_settings['layer_scale'])
-                for j in range(depth)
-            ])
-            if i < self.num_stages - 1:
-                stage.append(Downsample(dims[i], dims[i + 1]))
-            self.layers.append(stage)
+                    layer_scale=self.arch_settings['layer_scale'],
+                    impl=hco_impl,
+                    selective_cp=selective_cp) for j in range(depth)
+            ]))
+        self.downsamples = nn.ModuleList([
+            Downsample(dims[i], dims[i + 1])
+            for i in range(self.num_stages - 1)
+        ])
         for i in self.out_indices:
             self.add_module(f'outnorm{i}', nn.LayerNorm(dims[i], eps=1e-5))
 
         self._init_default_weights()
-        self.set_hco_impl(hco_impl)
-        self.deploy = bool(deploy)
-        self.reuse_decay_tables = bool(reuse_decay_tables)
         self._freeze_stages()
-        self.refresh_decay_tables()
-        self.register_load_state_dict_post_hook(_refresh_after_load)
-        _track(self)
+        # the authors' key layout loads too (see mmvheat.checkpoint)
+        self.register_load_state_dict_pre_hook(_map_legacy_keys_on_load)
 
-    # ------------------------------------------------------------------
     # construction helpers
     @classmethod
     def _parse_arch(cls, arch: Union[str, dict]) -> dict:
@@ -342,38 +316,14 @@ class VHeat(BaseModule):
 
     # ------------------------------------------------------------------
     # freezing / modes
-
-    def stage_blocks(self, stage: int) -> List[HeatBlock]:
-        """The :class:`HeatBlock` s of ``stage`` (without its downsample)."""
-        return list(self.layers[stage][:self.depths[stage]])
-
-    def blocks(self) -> Iterator[HeatBlock]:
-        """Every :class:`HeatBlock`, stage by stage."""
-        for i in range(self.num_stages):
-            yield from self.stage_blocks(i)
-
-    def set_hco_impl(self, impl: str) -> None:
-        """Choose how the blocks compute (same weights, same outputs).
-
-        Args:
-            impl (str): 'auto', 'matmul', 'dense', 'fft' (the filter of
-                every HCO, channels-last layout) or 'reference' (the
-                authors' layout and ``conv1d`` DCT for the whole model).
-        """
-        if impl not in HCO_IMPLS:
-            raise ValueError(f'hco_impl must be one of {HCO_IMPLS}, got '
-                             f'{impl!r}')
-        self.hco_impl = impl
-        for block in self.blocks():
-            block.reference_layout = impl == 'reference'
-            block.op.impl = impl
-
     def _frozen_modules(self) -> List[nn.Module]:
         if self.frozen_stages < 0:
             return []
         frozen = [self.patch_embed]
         for i in range(self.frozen_stages):
             frozen.append(self.layers[i])
+            if i < self.num_stages - 1:
+                frozen.append(self.downsamples[i])
             if i in self.out_indices:
                 frozen.append(getattr(self, f'outnorm{i}'))
         return frozen
@@ -387,137 +337,101 @@ class VHeat(BaseModule):
             self.freq_embed[i].requires_grad = False
 
     def train(self, mode: bool = True) -> 'VHeat':
-        """Set the mode; frozen stages stay in eval mode. Refreshes the
-        decay tables (see :meth:`refresh_decay_tables`)."""
+        """Set the mode; frozen stages stay in eval mode."""
         super().train(mode)
         self._freeze_stages()
-        self.refresh_decay_tables()
         return self
-
-    def switch_to_deploy(self) -> None:
-        """Deploy mode: keep and reuse the decay tables in training mode
-        too (eval mode always does), as the authors' ``infer_mode`` does.
-
-        The state dict is unchanged (the tables are derived data), so a
-        deployed model saves and loads like a training one. Tables are only
-        used when no gradient can reach the FVEs or ``to_k``.
-        """
-        self.deploy = True
-        self.refresh_decay_tables()
 
     # ------------------------------------------------------------------
-    # decay tables
-    def _keeps_tables(self, stage: int) -> bool:
-        return self.reuse_decay_tables and (
-            self.deploy or not self.layers[stage][0].training)
-
-    def keeps_decay_tables(self) -> bool:
-        """Whether any stage currently keeps decay tables."""
-        return any(self._keeps_tables(i) for i in range(self.num_stages))
-
-    def decay_table_sources(self) -> List[nn.Parameter]:
-        """The parameters the decay tables are computed from: the FVEs and
-        every block's ``to_k``."""
-        params = list(self.freq_embed)
-        for block in self.blocks():
-            params += list(block.op.to_k.parameters())
-        return params
-
-    def refresh_decay_tables(self) -> None:
-        """Recompute every block's decay table from the current FVE and
-        ``to_k``, or release it where its stage does not keep one.
-
-        A stage keeps a table per block (``op.decay_table``, a
-        non-persistent buffer of the FVE's own (H, W, C) grid: that of
-        ``img_size``, the size classification and sliding-window
-        segmentation repeat) while it is in eval mode, or always in deploy
-        mode, when ``reuse_decay_tables`` is on. A feature map of any other
-        size computes its factors in the forward, as in training, so a
-        stream of varying sizes (detection) costs no table memory. Memory:
-        ``sum(H_i * W_i * C_i * depth_i)`` floats, about 5.7 MB for
-        vHeat-T at ``img_size=224`` and 30 MB at 512.
-
-        Called for you by :meth:`train` / ``eval()`` (so after mmengine's
-        ``EMAHook`` swaps weights in place, the validation loop's
-        ``model.eval()`` refreshes), after ``load_state_dict``, ``.to()``,
-        ``.half()`` and any ``torch.optim`` optimizer step over these
-        parameters. Call it yourself after writing the FVEs or ``to_k`` in
-        place (``p.data.copy_(...)``) while the model stays in eval mode.
-        """
-        for i in range(self.num_stages):
-            fve = self.freq_embed[i]
-            keep = self._keeps_tables(i)
-            with torch.inference_mode(False), torch.no_grad(), \
-                    torch.autocast(fve.device.type, enabled=False):
-                for block in self.stage_blocks(i):
-                    block.op.decay_table = (
-                        block.op.decay(fve).to(fve.dtype)
-                        if keep else fve.new_empty(0).detach())
-
-    def _apply(self, fn, *args, **kwargs):
-        # .to()/.half()/.double() convert the tables with the parameters;
-        # recompute them in the new dtype rather than cast the old ones.
-        super()._apply(fn, *args, **kwargs)
-        self.refresh_decay_tables()
-        return self
-
+    # deploy
     @property
-    def _reference(self) -> bool:
-        return self.hco_impl == 'reference'
+    def deployed(self) -> bool:
+        """Whether the blocks hold decay tables (:meth:`switch_to_deploy`)."""
+        return any(block.op.decay_table is not None
+                   for stage in self.layers for block in stage)
+
+    @torch.no_grad()
+    def switch_to_deploy(self,
+                         img_size: Optional[Union[int, Sequence[int]]] = None
+                         ) -> None:
+        """Compute every block's damping factors once, for inference.
+
+        Each HCO gets a non-persistent buffer ``decay_table`` (H, W, C):
+        ``decay_map ** ReLU(to_k(FVE))`` for the map its stage has for an
+        ``img_size`` input, from the weights *as they are now*. A forward on
+        a map of that size then reads the table instead of running ``to_k``
+        and the power (a few percent of a block at batch 1); other sizes
+        compute their factors as before. Memory: ``sum(H_i W_i C_i
+        depth_i)`` floats (5.7 MB for vHeat-T at 224).
+
+        A deployed model no longer follows changes to the FVEs or ``to_k``
+        (an optimizer step, EMA, ``load_state_dict``, in-place writes): call
+        this again after them, or :meth:`remove_decay_tables` to go back to
+        computing the factors in every forward. The state dict is unchanged.
+
+        Args:
+            img_size (int | tuple[int, int], optional): Input size to build
+                the tables for. Defaults to None (the model's ``img_size``).
+        """
+        size = self.img_size if img_size is None else self._pair(
+            img_size, 'img_size')
+        for i, stage in enumerate(self.layers):
+            fve = self.freq_embed[i]
+            grid = tuple(self.feature_size(s, i) for s in size)
+            with torch.autocast(fve.device.type, enabled=False):
+                fve = resize_freq_embed(fve, grid)
+                for block in stage:
+                    block.op.decay_table = block.op.decay(fve).to(fve.dtype)
+
+    def remove_decay_tables(self) -> None:
+        """Undo :meth:`switch_to_deploy`: compute the factors in every
+        forward again."""
+        for stage in self.layers:
+            for block in stage:
+                block.op.decay_table = None
 
     # ------------------------------------------------------------------
     # forward
-    def _check_input(self, x: torch.Tensor) -> None:
-        if not isinstance(x, torch.Tensor) or x.dim() != 4:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x)
-            raise ValueError('VHeat expects a 4-D image batch (B, C, H, W), '
-                             f'got {shape}')
-        if x.shape[1] != self.in_channels:
-            raise ValueError(f'VHeat was built for {self.in_channels} input '
-                             f'channels, got {x.shape[1]} (input shape '
-                             f'{tuple(x.shape)}, expected (B, '
-                             f'{self.in_channels}, H, W))')
-        if x.shape[2] < 1 or x.shape[3] < 1:
-            raise ValueError(f'VHeat got an empty image of shape '
-                             f'{tuple(x.shape)}')
-
-    def _tables_usable(self, stage: int, size: Tuple[int, int]) -> bool:
-        """Kept tables apply to maps of the FVE's grid when no gradient can
-        reach the FVE or ``to_k``."""
-        fve = self.freq_embed[stage]
-        blocks = self.stage_blocks(stage)
-        if not (self._keeps_tables(stage)
-                and blocks[0].op.decay_table.dim() == 3
-                and tuple(size) == tuple(fve.shape[:2])):
-            return False
-        return not needs_autograd(
-            fve, *(p for b in blocks for p in b.op.to_k.parameters()))
-
-    def _run_block(self, block: HeatBlock, x: torch.Tensor, freq_embed,
-                   decay, bases) -> torch.Tensor:
-        if self.with_cp and x.requires_grad:
-            return cp.checkpoint(
-                block, x, freq_embed, decay, bases, use_reentrant=False)
-        return block(x, freq_embed, decay, bases)
-
     def forward_stage(self, stage: int, x: torch.Tensor) -> torch.Tensor:
-        """Run the blocks of ``stage`` on channels-last ``x`` ((B, C, H, W)
-        with ``hco_impl='reference'``)."""
-        size = tuple(x.shape[2:] if self._reference else x.shape[1:3])
-        blocks = self.stage_blocks(stage)
-        # the DCT bases of this size, built once for the stage's blocks (the
-        # reference layout builds its own, as the authors' code does)
-        bases = None if self._reference else dct_bases(
-            size[0], size[1], x.device, x.dtype)
-        if self._tables_usable(stage, size):
-            for block in blocks:
-                x = self._run_block(block, x, None, block.op.decay_table,
-                                    bases)
-        else:
-            freq_embed = resize_freq_embed(self.freq_embed[stage], size)
-            for block in blocks:
-                x = self._run_block(block, x, freq_embed, None, bases)
+        """Run the blocks of ``stage`` on channels-last ``x`` (B, H, W, C):
+        the stage's FVE resized to the map and the map's DCT bases, built
+        once and shared by the blocks."""
+        h, w = x.shape[1], x.shape[2]
+        freq_embed = resize_freq_embed(self.freq_embed[stage], (h, w))
+        bases = dct_bases(h, w, x.device, x.dtype)
+        for block in self.layers[stage]:
+            if self.with_cp and self.training:
+                x = cp.checkpoint(block, x, freq_embed, bases,
+                                  use_reentrant=False)
+            else:
+                x = block(x, freq_embed, bases)
         return x
+
+    def stage_outputs(self, x: torch.Tensor,
+                      stages: Sequence[int]) -> List[torch.Tensor]:
+        """The one stage loop: stem, then stages and downsamples up to the
+        last of ``stages``. Used by :meth:`forward`, timm's
+        ``forward_intermediates`` and the ONNX exporter.
+
+        Args:
+            x (torch.Tensor): Images (B, in_channels, H, W).
+            stages (Sequence[int]): Stage indices (0-3) to return.
+
+        Returns:
+            list[torch.Tensor]: Channels-last outputs (B, H_i, W_i, C_i) of
+            ``stages`` (after the blocks, before the downsample), in order.
+        """
+        check_images(x, self.in_channels, self.freq_embed[0].dtype)
+        x = self.patch_embed(x)
+        last = max(stages)
+        outs = []
+        for i in range(last + 1):
+            x = self.forward_stage(i, x)
+            if i in stages:
+                outs.append(x)
+            if i < last:
+                x = self.downsamples[i](x)
+        return outs
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Extract features.
@@ -531,39 +445,10 @@ class VHeat(BaseModule):
             ``outnorm{i}``, shape (B, C_i, ceil(H / 2^(i+2)),
             ceil(W / 2^(i+2))).
         """
-        self._check_input(x)
-        if self._reference:
-            return self._forward_reference(x)
-        return self.run_stages(self.patch_embed(x), self.forward_stage)
-
-    def run_stages(self, x: torch.Tensor, run_stage) -> Tuple[torch.Tensor,
-                                                               ...]:
-        """The stages on the stem's channels-last output ``x``:
-        ``run_stage(i, x)`` runs stage ``i``'s blocks (:meth:`forward_stage`
-        in :meth:`forward`; an exporter passes its own), then the output
-        norms and downsamples. Returns :meth:`forward`'s tuple."""
-        outs = []
-        for i in range(self.num_stages):
-            x = run_stage(i, x)
-            if i in self.out_indices:
-                out = getattr(self, f'outnorm{i}')(x)
-                outs.append(out.permute(0, 3, 1, 2).contiguous())
-            if i < self.num_stages - 1:
-                x = self.layers[i][-1](x)
-        return tuple(outs)
-
-    def _forward_reference(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """:meth:`forward` in the authors' (B, C, H, W) layout."""
-        x = reference_layout.stem_forward(self.patch_embed, x)
-        outs = []
-        for i in range(self.num_stages):
-            x = self.forward_stage(i, x)
-            if i in self.out_indices:
-                norm = getattr(self, f'outnorm{i}')
-                outs.append(reference_layout.layer_norm_2d(norm, x))
-            if i < self.num_stages - 1:
-                x = reference_layout.downsample_forward(self.layers[i][-1], x)
-        return tuple(outs)
+        outs = self.stage_outputs(x, self.out_indices)
+        return tuple(
+            getattr(self, f'outnorm{i}')(out).permute(0, 3, 1, 2).contiguous()
+            for i, out in zip(self.out_indices, outs))
 
     @staticmethod
     def feature_size(size: int, stage: int) -> int:
@@ -603,3 +488,12 @@ class VHeat(BaseModule):
                 prefix=cfg.get('prefix'),
                 map_location=cfg.get('map_location', 'cpu'))
         self._is_init = True
+
+
+def _map_legacy_keys_on_load(module: VHeat, state_dict: dict, prefix: str,
+                             *args) -> None:
+    """``load_state_dict`` pre-hook: the authors' key layout to ours, in
+    place (:func:`mmvheat.checkpoint.map_legacy_keys`)."""
+    mapped = map_legacy_keys(state_dict, prefix)
+    state_dict.clear()
+    state_dict.update(mapped)

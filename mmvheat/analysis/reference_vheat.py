@@ -5,8 +5,11 @@ Written from ../shared/docs/vheat-reference.md in the authors' layout:
 back, the MLP as two 1x1 convs, each 1-D DCT as an ``F.conv1d`` with the
 (N, N) basis as an (N, N, 1) kernel, the decay recomputed with ``pow`` in
 every forward, and the FVE resized bicubically per stage. It loads the same
-state dict as :class:`mmvheat.models.VHeat` (plus ``classifier.*``), so tests
-compare the two on identical weights. Kept deliberately plain; no speed.
+state dict as the authors' models (``classifier.*`` optional), which
+:class:`mmvheat.models.VHeat` loads too, so tests compare the two on
+identical weights, and the benchmarks use it as the authors' implementation.
+Kept deliberately plain; no speed. Analysis code: the model never imports
+it.
 """
 import math
 
@@ -27,6 +30,23 @@ def decay(h, w):
     wn = torch.linspace(0, torch.pi, h + 1)[:h].view(-1, 1)
     wm = torch.linspace(0, torch.pi, w + 1)[:w].view(1, -1)
     return torch.exp(-(wn**2 + wm**2))
+
+
+def conv1d_heat_filter(x, factors):
+    """IDCT(factors * DCT(x)) on (B, H, W, C) as the authors compute it:
+    each 1-D transform an ``F.conv1d`` with the (N, N, 1) basis, on
+    contiguous copies; the damping as an einsum."""
+    B, H, W, C = x.shape
+    cn, cm = cos_map(H).to(x), cos_map(W).to(x)
+    x = F.conv1d(x.contiguous().view(B, H, -1), cn.view(H, H, 1))
+    x = F.conv1d(x.contiguous().view(-1, W, C),
+                 cm.view(W, W, 1)).contiguous().view(B, H, W, -1)
+    x = torch.einsum('bnmc,nmc->bnmc', x, factors.to(x.dtype))
+    x = F.conv1d(x.contiguous().view(B, H, -1),
+                 cn.t().contiguous().view(H, H, 1))
+    return F.conv1d(x.contiguous().view(-1, W, C),
+                    cm.t().contiguous().view(W, W, 1)).contiguous().view(
+                        B, H, W, -1)
 
 
 class LN2d(nn.LayerNorm):
@@ -63,17 +83,8 @@ class Heat2D(nn.Module):
         x = self.dwconv(x)
         x = self.linear(x.permute(0, 2, 3, 1).contiguous())
         x, z = x.chunk(2, dim=-1)
-        cn, cm = cos_map(H).to(x), cos_map(W).to(x)
-        x = F.conv1d(x.contiguous().view(B, H, -1), cn.view(H, H, 1))
-        x = F.conv1d(x.contiguous().view(-1, W, C),
-                     cm.view(W, W, 1)).contiguous().view(B, H, W, -1)
         k = torch.pow(decay(H, W).to(x)[:, :, None], self.to_k(fve))
-        x = torch.einsum('bnmc,nmc->bnmc', x, k)
-        x = F.conv1d(x.contiguous().view(B, H, -1),
-                     cn.t().contiguous().view(H, H, 1))
-        x = F.conv1d(x.contiguous().view(-1, W, C),
-                     cm.t().contiguous().view(W, W, 1)).contiguous().view(
-                         B, H, W, -1)
+        x = conv1d_heat_filter(x, k)
         x = self.out_norm(x) * F.silu(z)
         return self.out_linear(x).permute(0, 3, 1, 2).contiguous()
 
