@@ -15,7 +15,7 @@ import torch
 from conftest import rel_err, save_official_checkpoint
 from mmvheat.checkpoint import (CheckpointError, adapt_freq_embeds,
                                 convert_checkpoint, load_backbone_weights)
-from mmvheat.compat import safe_torch_load
+from mmvheat.checkpoint import map_legacy_keys, safe_torch_load
 from mmvheat.models import VHeat
 from mmvheat.analysis.reference_vheat import ReferenceVHeat
 
@@ -279,6 +279,10 @@ def test_released_downstream_checkpoints_load_strictly(tmp_path, ours, theirs,
         model = registry.MODELS.build(cfg.model)
     load_checkpoint(model, str(path), strict=True)  # raises on any mismatch
     saved = torch.load(path, weights_only=True)['state_dict']
-    assert set(model.state_dict()) == set(saved)
+    assert 'backbone.layers.0.2.0.weight' in saved  # the authors' layout
+    assert set(model.state_dict()) == set(map_legacy_keys(saved,
+                                                          'backbone.'))
+    assert torch.equal(model.backbone.downsamples[0][0].weight,
+                       saved['backbone.layers.0.2.0.weight'])
     assert torch.equal(model.backbone.outnorm2.weight,
                        saved['backbone.outnorm2.weight'])

@@ -2,9 +2,10 @@
 
 One *configuration* is a model spec, a mode (``infer`` or ``train``), a dtype,
 a resolution and a batch size; :func:`run_config` times it and measures its
-peak memory. Model specs: ``vheat-{t,s,b}[:IMPL]`` (IMPL one of
+peak memory. Model specs: ``vheat-{t,s,b}[:IMPL][+nocp]`` (IMPL one of
 :data:`mmvheat.ops.HCO_IMPLS`, default ``matmul``, or ``reference``: the
-authors' layout and arithmetic, :mod:`mmvheat.analysis.reference_vheat`),
+authors' layout and arithmetic, :mod:`mmvheat.analysis.reference_vheat`;
+``+nocp`` turns selective activation checkpointing off),
 ``swin-{t,s,b}`` and ``convnext-{t,s,b}`` (mmpretrain's backbones).
 Backends: ``pytorch`` (eager or compiled), ``onnxruntime`` (the model
 exported with dynamic shapes, tables computed in the graph) and
@@ -34,8 +35,14 @@ BACKENDS = ('pytorch', 'onnxruntime', 'onnxruntime-fixed')
 
 
 def parse_spec(spec: str) -> tuple:
-    """``'vheat-t:reference'`` -> ('vheat', 'tiny', 'reference')."""
+    """``'vheat-t:reference'`` -> ('vheat', 'tiny', 'reference');
+    ``'vheat-t:matmul+nocp'`` -> ('vheat', 'tiny', 'matmul+nocp')."""
     name, _, impl = spec.partition(':')
+    impl, plus, option = impl.partition('+')
+    if plus and (option != 'nocp' or not name.startswith('vheat')
+                 or impl == 'reference'):
+        raise ValueError(f'{spec!r}: the only option is +nocp, for vheat '
+                         'models other than :reference')
     family, _, size = name.partition('-')
     if family not in ('vheat', 'swin', 'convnext') or size not in ARCHS:
         raise ValueError(f'unknown model {spec!r}; expected vheat-{{t,s,b}}'
@@ -46,7 +53,7 @@ def parse_spec(spec: str) -> tuple:
         impl = impl or 'matmul'
         if impl not in SPEC_IMPLS:
             raise ValueError(f'{spec!r}: IMPL must be one of {SPEC_IMPLS}')
-    return family, ARCHS[size], impl
+    return family, ARCHS[size], impl + plus + option
 
 
 def build_backbone(spec: str, resolution: int, deploy: bool) -> nn.Module:
@@ -59,7 +66,9 @@ def build_backbone(spec: str, resolution: int, deploy: bool) -> nn.Module:
         return ReferenceVHeat(s['depths'], dims, s['post_norm'],
                               s['layer_scale'], resolution, outnorm=True)
     if family == 'vheat':
-        model = VHeat(arch, img_size=resolution, hco_impl=impl)
+        impl, _, option = impl.partition('+')
+        model = VHeat(arch, img_size=resolution, hco_impl=impl,
+                      selective_cp=option != 'nocp')
         if deploy:
             model.switch_to_deploy()
         return model
@@ -198,8 +207,8 @@ def onnxruntime_model(model: nn.Module, spec: str, mode: str, dtype: str,
                                     exportable_backbone)
     if not spec.startswith('vheat') or mode != 'infer' or dtype != 'fp32' \
             or device != 'cpu' or not isinstance(model.backbone, VHeat):
-        raise ValueError('onnxruntime rows: vheat models (not :reference), '
-                         'infer, fp32, cpu')
+        raise ValueError('onnxruntime rows: vheat models, infer, fp32, cpu '
+                         '(not :reference)')
     model.backbone = exportable_backbone(
         model.backbone, tuple(x.shape[2:]) if fixed else None)
     with tempfile.TemporaryDirectory() as tmp:

@@ -32,7 +32,10 @@ def exportable_backbone(backbone: nn.Module,
             only: the copy is deployed for it
             (:meth:`~mmvheat.models.VHeat.switch_to_deploy`), so the decay
             tables are constants of the file. Defaults to None: the copy
-            computes them in the graph, for any size.
+            computes them in the graph, for any size; its filter is the
+            dense products ('matmul'; the 'split' filter's rule reads the
+            map's lengths, which a dynamic graph does not know; same
+            outputs).
 
     Returns:
         VHeat: The copy, in eval mode.
@@ -41,6 +44,10 @@ def exportable_backbone(backbone: nn.Module,
     backbone.remove_decay_tables()
     if fixed_size is not None:
         backbone.switch_to_deploy(tuple(int(s) for s in fixed_size))
+    elif backbone.hco_impl == 'split':
+        for stage in backbone.layers:
+            for block in stage:
+                block.op.impl = 'matmul'
     return backbone
 
 

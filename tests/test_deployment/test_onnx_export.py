@@ -6,8 +6,8 @@ import torch
 import torch.nn as nn
 
 from conftest import rel_err
-from mmvheat.deployment import (DeployError, ExportableVHeat, OnnxBackbone,
-                                check_opset, check_size, export_onnx,
+from mmvheat.deployment import (DeployError, OnnxBackbone, check_opset,
+                                check_size, export_onnx, exportable_backbone,
                                 quantize_onnx, quantize_torch)
 from mmvheat.deployment.graph import MatmulAdaptiveAvgPool2d
 from mmvheat.models import VHeat
@@ -22,15 +22,15 @@ class Features(nn.Module):
 
     def __init__(self, backbone, fixed_size=None):
         super().__init__()
-        self.backbone = ExportableVHeat(backbone, fixed_size)
+        self.backbone = exportable_backbone(backbone, fixed_size)
 
     def forward(self, x):
         return self.backbone(x)
 
 
-def small_vheat() -> VHeat:
+def small_vheat(**kwargs) -> VHeat:
     torch.manual_seed(0)
-    model = VHeat(ARCH, img_size=64, out_indices=(0, 1, 2, 3))
+    model = VHeat(ARCH, img_size=64, out_indices=(0, 1, 2, 3), **kwargs)
     with torch.no_grad():  # non-trivial conductivities and norms
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.1)
@@ -55,7 +55,10 @@ def test_exportable_form_equals_backbone():
     x = torch.randn(2, 3, 45, 70)
     ref = _outputs(model, x)
     for fixed in (None, (45, 70)):
-        outs = _outputs(ExportableVHeat(model, fixed), x)
+        exportable = exportable_backbone(model, fixed)
+        assert exportable.deployed == (fixed is not None)
+        assert not model.deployed  # the user's model is not changed
+        outs = _outputs(exportable, x)
         assert [o.shape for o in outs] == [r.shape for r in ref]
         assert max(rel_err(o, r) for o, r in zip(outs, ref)) < 1e-6
 
@@ -94,21 +97,20 @@ def test_dynamic_file_computes_tables_fixed_file_bakes_them(dynamic_file,
 
 
 def test_fixed_file_takes_the_dct_split(tmp_path, monkeypatch):
-    """A fixed-size export runs the default filter, split by the fixed rule
-    of its baked lengths (lowered here so that every stage splits: more,
-    smaller MatMuls, same outputs); a dynamic one keeps the dense products,
-    since the rule needs the lengths."""
+    """A fixed-size export of a 'split' model runs the split by the fixed
+    rule of its baked lengths (lowered here so that every stage splits:
+    more, smaller MatMuls, same outputs); a dynamic one takes the dense
+    products, since the rule needs the lengths."""
     import mmvheat.ops.split_dct as split_dct
-    model = small_vheat()
+    model = small_vheat(hco_impl='split')
     x = torch.randn(2, 3, 48, 80)
-    model.set_hco_impl('reference')
-    ref = _outputs(model, x)
-    assert ExportableVHeat(model).backbone.hco_impl == 'dense'
+    ref = _outputs(small_vheat(), x)
+    assert exportable_backbone(model).layers[0][0].op.impl == 'matmul'
 
     def export(min_length):
         monkeypatch.setattr(split_dct, 'SPLIT_MIN_LENGTH', min_length)
         features = Features(model, (48, 80))
-        assert features.backbone.backbone.hco_impl == 'matmul'
+        assert features.backbone.layers[0][0].op.impl == 'split'
         path = str(tmp_path / f'fixed_{min_length}.onnx')
         export_onnx(features, path, (48, 80), batch=2, dynamic=False)
         nodes = onnx.load(path).graph.node

@@ -1,15 +1,14 @@
-"""The plain core: layers run as modules (hooks, swaps), decay tables that
-are never stale, torch.compile with fullgraph, a deterministic default."""
+"""The plain model: layers run as modules (hooks, swaps), no hidden or
+process-wide state, outputs independent of autograd, PyTorch's own EMA,
+torch.compile and torch.fx."""
 import copy
 
 import pytest
 import torch
 import torch.nn as nn
 
-from conftest import rel_err
+from conftest import SMALL, randomise, rel_err
 from mmvheat.models import VHeat
-from mmvheat.ops import autotune
-from test_vheat import SMALL, randomise
 
 LAYERS = (nn.Linear, nn.Conv2d, nn.LayerNorm)
 
@@ -39,18 +38,19 @@ def fired_layers(model, x, grad=True):
 
 
 # ------------------------------------------------------------ modules run
-def test_hooks_fire_on_every_layer_in_training():
-    model = build().train()
-    fired, every = fired_layers(model, torch.randn(1, 3, 64, 64))
+@pytest.mark.parametrize('mode', ['train', 'eval'])
+def test_hooks_fire_on_every_layer(mode):
+    model = build().train(mode == 'train')
+    fired, every = fired_layers(model, torch.randn(1, 3, 64, 64),
+                                grad=mode == 'train')
     assert fired == every and len(every) == 59
 
 
-@pytest.mark.parametrize('deploy', [False, True])
-def test_hooks_in_eval_skip_only_to_k_where_tables_serve(deploy):
-    model = build(deploy=deploy).eval()
+def test_deployed_model_skips_only_to_k_where_tables_serve():
+    model = build().eval()
+    model.switch_to_deploy()
     fired, every = fired_layers(model, torch.randn(1, 3, 64, 64), grad=False)
     assert every - fired == {n for n in every if '.to_k.' in n}
-    # at another size the factors are computed in the forward: all fire
     fired, every = fired_layers(model, torch.randn(1, 3, 50, 70), grad=False)
     assert fired == every
 
@@ -121,126 +121,117 @@ def test_parametrize_is_honoured():
             assert rel_err(a, b) < 1e-6
 
 
-def test_state_dict_has_no_tables():
-    model = build().eval()
-    assert model.layers[0][0].op.decay_table.numel() > 0
-    assert not any('decay_table' in k for k in model.state_dict())
-
-
-# ------------------------------------------------------------ decay tables
-def fresh_outputs(model, x):
-    """Outputs of a model whose factors are computed in the forward."""
-    twin = copy.deepcopy(model)
-    twin.reuse_decay_tables = False
-    twin.refresh_decay_tables()
-    with torch.no_grad():
-        return twin(x)
-
-
-def assert_tables_fresh(model, x):
-    assert model.layers[0][0].op.decay_table.numel() > 0
-    with torch.no_grad():
-        for a, b in zip(model(x), fresh_outputs(model, x)):
-            assert rel_err(a, b) < 1e-6
-
-
-def test_tables_only_kept_in_eval_and_used_there():
+# ------------------------------------------------------------ no hidden state
+def test_model_keeps_no_buffers_and_registers_no_global_hooks():
+    """Before deploy the model's state is its parameters; building and
+    training it leaves torch.optim's global hooks and nn.Module alone."""
+    from torch.optim import optimizer as optim_mod
+    hooks_before = (dict(optim_mod._global_optimizer_post_hooks),
+                    dict(optim_mod._global_optimizer_pre_hooks))
     model = build()
-    assert model.layers[0][0].op.decay_table.numel() == 0  # training mode
-    model.eval()
-    table = model.layers[0][0].op.decay_table
-    assert table.shape == (16, 16, 16)
-    torch.testing.assert_close(
-        table, model.layers[0][0].op.decay(model.freq_embed[0]).detach())
-    model.train()
-    assert model.layers[0][0].op.decay_table.numel() == 0
+    assert list(model.buffers()) == []
+    assert type(model)._apply is nn.Module._apply
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sum(o.sum() for o in model(torch.randn(1, 3, 32, 32))).backward()
+    opt.step()
+    assert (dict(optim_mod._global_optimizer_post_hooks),
+            dict(optim_mod._global_optimizer_pre_hooks)) == hooks_before
+    # same buffers (none) in both modes
+    assert [b.shape for b in model.eval().buffers()] == [
+        b.shape for b in model.train().buffers()]
 
 
-def test_tables_follow_in_place_writes_after_eval():
-    """mmengine's EMAHook swaps weights with ``p.data.copy_`` and the val
-    loop then calls ``model.eval()``."""
+def test_averaged_model_ema_evaluated_between_updates():
+    """PyTorch's own EMA wrapper: update, evaluate the averaged copy, update
+    again (it copies buffers, and no buffer changes shape)."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+    model = build(img_size=32)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.5),
+                        use_buffers=True)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.randn(2, 3, 32, 32)
+    for _ in range(2):
+        model.train()
+        sum(o.sum() for o in model(x)).backward()
+        opt.step()
+        opt.zero_grad()
+        ema.update_parameters(model)
+        ema.eval()
+        with torch.no_grad():
+            got = ema(x)
+        fresh = build(img_size=32).eval()
+        fresh.load_state_dict(ema.module.state_dict())
+        with torch.no_grad():
+            for a, b in zip(got, fresh(x)):
+                assert rel_err(a, b) < 1e-6
+        ema.train()
+
+
+def test_in_place_writes_in_eval_mode_are_used_by_the_next_forward():
     model = build().eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        before = model(x)
-    for p in model.decay_table_sources():
-        p.data.copy_(torch.randn_like(p) * 0.3)
-    model.eval()
-    assert_tables_fresh(model, x)
+        model(x)
+        for p in model.parameters():
+            p.mul_(0.9).add_(0.01)
+        got = model(x)
+    fresh = build().eval()
+    fresh.load_state_dict(model.state_dict())
     with torch.no_grad():
-        assert rel_err(model(x)[0], before[0]) > 1e-3
-
-
-def test_tables_follow_load_state_dict_in_eval():
-    model = build().eval()
-    other = VHeat(SMALL, out_indices=(0, 1, 2, 3), img_size=64)
-    model.load_state_dict(other.state_dict())
-    assert_tables_fresh(model, torch.randn(1, 3, 64, 64))
-
-
-def test_tables_follow_optimizer_steps_in_eval_mode():
-    model = build().eval()
-    x = torch.randn(1, 3, 64, 64)
-    optim = torch.optim.SGD(model.parameters(), lr=10.)
-    sum(o.square().sum() for o in model(x)).backward()  # training form
-    optim.step()
-    assert_tables_fresh(model, x)
-
-
-@pytest.mark.parametrize('convert', ['double', 'half', 'to'])
-def test_tables_follow_dtype_and_device_moves(convert):
-    model = build().eval()
-    x = torch.randn(1, 3, 64, 64)
-    if convert == 'double':
-        model.double()
-        x = x.double()
-        assert model.layers[0][0].op.decay_table.dtype == torch.float64
-        expect = model.layers[0][0].op.decay(model.freq_embed[0]).detach()
-        torch.testing.assert_close(model.layers[0][0].op.decay_table, expect,
-                                   rtol=0, atol=0)
-    elif convert == 'half':
-        model.half()
-        assert model.layers[0][0].op.decay_table.dtype == torch.float16
-        return
-    else:
-        model.to('cpu')
-    assert_tables_fresh(model, x)
-
-
-def test_unbuilt_tables_fall_back_to_the_forward():
-    """Reuse switched on without a refresh: the factors are computed."""
-    model = build(reuse_decay_tables=False).eval()
-    x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        expect = model(x)
-        model.reuse_decay_tables = True
-        assert model.layers[0][0].op.decay_table.numel() == 0
-        for a, b in zip(model(x), expect):
+        for a, b in zip(got, fresh(x)):
             assert rel_err(a, b) < 1e-6
 
 
-def test_frozen_stages_keep_tables_in_training():
-    model = build(frozen_stages=2).train()
-    assert [model.layers[i][0].op.decay_table.numel() > 0
-            for i in range(4)] == [True, True, False, False]
-    x = torch.randn(1, 3, 64, 64, requires_grad=True)
-    outs = model(x)
-    sum(o.sum() for o in outs).backward()
-    assert x.grad is not None
+@pytest.mark.parametrize('deploy', [False, True])
+def test_eval_outputs_do_not_depend_on_autograd(deploy):
+    model = build().eval()
+    if deploy:
+        model.switch_to_deploy()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        plain = model(x)
+    with torch.inference_mode():
+        inference = model(x)
+    recorded = model(x.clone().requires_grad_())
+    for a, b, c in zip(plain, inference, recorded):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        torch.testing.assert_close(a, c.detach(), rtol=0, atol=0)
 
 
-# ------------------------------------------------------------ determinism
-def test_default_is_deterministic_matmul():
-    autotune.clear_autotune()
-    model = VHeat(SMALL, img_size=64)
-    assert model.hco_impl == 'matmul'
-    assert {b.op.impl for b in model.blocks()} == {'matmul'}
+def test_importing_the_model_imports_no_task_library():
+    """``import mmvheat``, ``mmvheat.models`` and ``mmvheat.timm`` leave
+    mmdet, mmseg and mmpretrain unimported and mmengine's checkpoint
+    loaders as they were."""
+    import subprocess
+    import sys
+    code = (
+        'import sys\n'
+        'from mmengine.runner.checkpoint import CheckpointLoader\n'
+        'before = dict(CheckpointLoader._schemes)\n'
+        'import mmvheat, mmvheat.models, mmvheat.timm\n'
+        'bad = [m for m in ("mmdet", "mmseg", "mmpretrain") '
+        'if m in sys.modules]\n'
+        'assert not bad, bad\n'
+        'assert dict(CheckpointLoader._schemes) == before\n'
+        'import mmvheat.engine\n'
+        'assert dict(CheckpointLoader._schemes) != before\n'
+        'print("ok")\n')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == 'ok'
+
+
+def test_torch_fx_traces_forward():
+    """torch.fx symbolic tracing (timm's fx feature extraction) works; the
+    input check is a leaf."""
+    import torch.fx
+    model = build().eval()
+    graph = torch.fx.symbolic_trace(model)
     x = torch.randn(1, 3, 45, 70)
     with torch.no_grad():
-        first = model(x)
-        second = model(x)
-    torch.testing.assert_close(first, second, rtol=0, atol=0)
-    assert autotune.autotune_choices() == {}
+        for a, b in zip(graph(x), model(x)):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 # ------------------------------------------------------------ compile
@@ -262,13 +253,16 @@ def compile_counted(model, **kwargs):
 @pytest.mark.parametrize('split', [False, True])
 @pytest.mark.parametrize('deploy', [False, True])
 def test_compile_fullgraph_eval_without_autograd(deploy, split, request):
-    """No graph break (fullgraph) at the FVE's size (tables) and at a
-    non-square size that is not a multiple of 32 (in-graph factors); each
-    size compiles once. ``split``: the DCT's even/odd split from length 4,
-    so every map takes it."""
+    """No graph break (fullgraph) at the FVE's size (tables when deployed)
+    and at a non-square size that is not a multiple of 32 (in-graph
+    factors); each size compiles once. ``split``: the 'split' filter with
+    the even/odd split from length 4, so every map takes it."""
     if split:
         request.getfixturevalue('split_everywhere')
-    model = build(deploy=deploy, img_size=64).eval()
+    model = build(img_size=64, hco_impl='split' if split else 'matmul')
+    model.eval()
+    if deploy:
+        model.switch_to_deploy()
     compiled, counter = compile_counted(model)
     with torch.no_grad():
         for size in [(64, 64), (45, 70), (64, 64), (45, 70)]:
@@ -280,9 +274,11 @@ def test_compile_fullgraph_eval_without_autograd(deploy, split, request):
 
 @pytest.mark.parametrize('split', [False, True])
 def test_compile_fullgraph_training_forward_backward(split, request):
+    """Training (selective checkpointing on) compiles without a graph
+    break and gives the gradients of eager mode."""
     if split:
         request.getfixturevalue('split_everywhere')
-    model = build().train()
+    model = build(hco_impl='split' if split else 'matmul').train()
     compiled, counter = compile_counted(model, dynamic=False)
     for size in [(64, 64), (45, 70)]:
         x = torch.randn(2, 3, *size)
@@ -295,7 +291,7 @@ def test_compile_fullgraph_training_forward_backward(split, request):
 
 
 # ------------------------------------------------------------ EMAHook
-def _ema_run(work_dir, reuse: bool) -> dict:
+def _ema_run(work_dir) -> tuple:
     """Train a tiny classifier for 2 epochs with mmengine's EMAHook in a real
     Runner; validation runs on the EMA weights at the FVE's own size."""
     import torch.nn.functional as F
@@ -308,8 +304,7 @@ def _ema_run(work_dir, reuse: bool) -> dict:
 
         def __init__(self):
             super().__init__()
-            self.backbone = VHeat(SMALL, img_size=32, drop_path_rate=0.,
-                                  reuse_decay_tables=reuse)
+            self.backbone = VHeat(SMALL, img_size=32, drop_path_rate=0.)
             self.head = nn.Linear(128, 3)
 
         def forward(self, inputs, labels, mode='tensor'):
@@ -354,8 +349,19 @@ def _train(runner) -> tuple:
     return runner.message_hub.get_scalar('val/logit_sum').current(), runner
 
 
-def test_ema_hook_validation_equal_with_table_reuse(tmp_path):
-    reused, runner = _ema_run(tmp_path / 'reuse', reuse=True)
-    fresh, _ = _ema_run(tmp_path / 'fresh', reuse=False)
-    assert runner.model.backbone.reuse_decay_tables
-    assert reused == pytest.approx(fresh, rel=1e-5, abs=1e-5)
+def test_ema_hook_validation_uses_the_ema_weights(tmp_path):
+    """mmengine's EMAHook swaps the EMA weights in place before validation:
+    the metric equals that of a fresh model loaded with the EMA weights."""
+    logit_sum, runner = _ema_run(tmp_path / 'ema')
+    ema = runner.model if not hasattr(runner.model, 'module') else \
+        runner.model.module
+    hook = [h for h in runner.hooks if type(h).__name__ == 'EMAHook'][0]
+    fresh = type(ema)()
+    fresh.load_state_dict(hook.ema_model.module.state_dict())
+    fresh.eval()
+    total = 0.
+    with torch.no_grad():
+        for data in runner.val_dataloader:
+            for logit, _ in fresh(**data):
+                total += logit.double().sum().item()
+    assert logit_sum == pytest.approx(total, rel=1e-5, abs=1e-5)

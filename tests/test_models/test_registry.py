@@ -27,10 +27,17 @@ def test_build_from_each_library(lib, name):
 
 
 def test_same_class_everywhere():
+    """Registered in the mmvheat scope and in mmengine's root MODELS,
+    which the libraries' registries search as their parent."""
+    from mmengine.registry import MODELS as ROOT
     assert MMVHEAT_MODELS.scope == 'mmvheat'
     assert MMVHEAT_MODELS.get('VHeat') is VHeat
+    assert ROOT.module_dict['VHeat'] is VHeat
     for lib in ('mmpretrain', 'mmdet', 'mmseg'):
-        assert library_models(lib).module_dict['VHeat'] is VHeat
+        registry = library_models(lib)
+        assert 'VHeat' not in registry.module_dict
+        with DefaultScope.overwrite_default_scope(registry.scope):
+            assert registry.get('VHeat') is VHeat
 
 
 def test_config_custom_imports_builds_detector(tmp_path):

@@ -1,32 +1,23 @@
-
+"""VHeat: fidelity to the authors' model, structure, shapes, training,
+deploy and input errors."""
 import pytest
 import torch
 
-from conftest import randomise, rel_err  # noqa: F401 (re-exported)
+from conftest import (SMALL, SMALL_PRE, randomise, randomised_reference,
+                      reference_for, rel_err)
+from mmvheat.checkpoint import map_legacy_keys
 from mmvheat.models import VHeat
-from mmvheat.analysis.reference_vheat import ReferenceVHeat
-
-# A reduced arch for tests where the full size is not the point; post_norm
-# and layer scale on, so both block variants are covered across the tests.
-SMALL = dict(depths=[1, 2, 1, 1], dims=16, post_norm=True, layer_scale=0.5)
-SMALL_PRE = dict(depths=[1, 1, 2, 1], dims=[8, 16, 24, 32])
-
-
-def reference_for(model: VHeat, **kwargs) -> ReferenceVHeat:
-    s = model.arch_settings
-    return ReferenceVHeat(s['depths'], s['dims'], s['post_norm'],
-                          s['layer_scale'], model.img_size[0], **kwargs)
 
 
 # ---------------------------------------------------------------- fidelity
 @pytest.mark.parametrize('arch', ['tiny', 'small'])
 def test_matches_reference_with_fve_resize(arch):
-    """On identical weights the outputs equal the literal reference, at the
-    FVE's own size and at sizes that need the bicubic FVE resize."""
+    """On identical weights (the authors' key layout, loaded strictly) the
+    outputs equal the literal reference, at the FVE's own size and at sizes
+    that need the bicubic FVE resize."""
     model = VHeat(arch, out_indices=(0, 1, 2, 3), img_size=128).eval()
-    sd = randomise(model)
-    ref = reference_for(model, outnorm=True).eval()
-    ref.load_state_dict(sd, strict=True)
+    ref, _ = randomised_reference(model, outnorm=True)
+    ref.eval()
     for size in [(128, 128), (97, 150), (40, 33)]:
         x = torch.randn(1, 3, *size)
         with torch.no_grad():
@@ -42,6 +33,7 @@ def test_classifier_matches_official_head():
     classifier.3 -> head.fc."""
     from mmpretrain.registry import MODELS
     import mmvheat.models  # noqa: F401
+    from mmvheat.checkpoint import classifier_state_dict
     clf = MODELS.build(
         dict(
             type='ImageClassifier',
@@ -49,18 +41,12 @@ def test_classifier_matches_official_head():
             neck=dict(type='GlobalAveragePooling'),
             head=dict(type='LinearClsHead', num_classes=10,
                       in_channels=32))).eval()
-    sd = randomise(clf)
     ref = reference_for(clf.backbone, num_classes=10).eval()
-    official = {}
-    for key, value in sd.items():
-        key = key.replace('backbone.outnorm3.', 'classifier.0.')
-        key = key.replace('head.fc.', 'classifier.3.')
-        official[key.replace('backbone.', '')] = value
-    ref.load_state_dict(official, strict=True)
+    official = randomise(ref)
+    clf.load_state_dict(classifier_state_dict(official), strict=True)
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
-        logits = clf(x, mode='tensor')
-        assert rel_err(logits, ref(x)) < 1e-5
+        assert rel_err(clf(x, mode='tensor'), ref(x)) < 1e-5
 
 
 # ---------------------------------------------------------------- structure
@@ -77,48 +63,41 @@ def test_classifier_parameter_and_tensor_counts(arch, params, tensors):
     assert len(model.state_dict()) + 2 == tensors
 
 
-def expected_keys(depths, layer_scale, out_indices):
-    """The released checkpoints' backbone key names (reference doc)."""
-    keys = []
-    for part in ('conv1', 'norm1.1', 'conv2', 'norm2.1'):
-        keys += [f'patch_embed.{part}.weight', f'patch_embed.{part}.bias']
-    keys += [f'freq_embed.{i}' for i in range(4)]
-    block = ['norm1.weight', 'norm1.bias', 'norm2.weight', 'norm2.bias']
-    for m in ('op.dwconv', 'op.linear', 'op.out_norm', 'op.out_linear',
-              'op.to_k.0', 'mlp.fc1', 'mlp.fc2'):
-        block += [f'{m}.weight', f'{m}.bias']
-    if layer_scale:
-        block += ['gamma1', 'gamma2']
-    for i, depth in enumerate(depths):
-        for j in range(depth):
-            keys += [f'layers.{i}.{j}.{k}' for k in block]
-        if i < 3:
-            keys += [
-                f'layers.{i}.{depth}.0.weight', f'layers.{i}.{depth}.1.weight',
-                f'layers.{i}.{depth}.1.bias'
-            ]
-    for i in out_indices:
-        keys += [f'outnorm{i}.weight', f'outnorm{i}.bias']
-    return keys
-
-
 @pytest.mark.parametrize('arch', ['tiny', 'small'])
-def test_state_dict_keys_and_shapes_match_release(arch):
+def test_authors_layout_loads_strictly_and_ours_is_plain(arch):
+    """The authors' downstream backbone keys (Mask R-CNN/UperNet files)
+    load with strict=True; our state dict is the plain layout, which loads
+    back too, and the key map is idempotent."""
     model = VHeat(arch, out_indices=(0, 1, 2, 3), img_size=512)
-    s = model.arch_settings
-    sd = model.state_dict()
-    assert sorted(sd) == sorted(
-        expected_keys(s['depths'], s['layer_scale'], range(4)))
-    c = s['dims'][0]
-    assert sd['freq_embed.0'].shape == (128, 128, c)
-    assert sd['freq_embed.3'].shape == (16, 16, 8 * c)
-    assert sd['layers.0.0.mlp.fc1.weight'].shape == (4 * c, c, 1, 1)
-    assert sd['layers.0.0.op.linear.weight'].shape == (2 * c, c)
-    assert sd['layers.0.2.0.weight'].shape == (2 * c, c, 3, 3)
-    assert sd['patch_embed.conv1.weight'].shape == (c // 2, 3, 3, 3)
-    # a released Mask R-CNN/UperNet backbone loads strictly
-    VHeat(arch, out_indices=(0, 1, 2, 3), img_size=512).load_state_dict(
-        {k: v.clone() for k, v in sd.items()}, strict=True)
+    authors = reference_for(model, outnorm=True).state_dict()
+    assert 'layers.0.2.0.weight' in authors  # downsample inside the stage
+    assert authors['layers.0.0.mlp.fc1.weight'].dim() == 4
+    model.load_state_dict(authors, strict=True)
+    ours = model.state_dict()
+    c = model.dims[0]
+    assert ours['freq_embed.0'].shape == (128, 128, c)
+    assert ours['layers.0.0.mlp.fc1.weight'].shape == (4 * c, c)
+    assert ours['downsamples.0.0.weight'].shape == (2 * c, c, 3, 3)
+    assert ours['downsamples.0.1.weight'].shape == (2 * c, )
+    assert ours['patch_embed.norm1.weight'].shape == (c // 2, )
+    assert not any(k.startswith('layers.0.2.') for k in ours)
+    assert sorted(map_legacy_keys(authors)) == sorted(ours)
+    assert list(map_legacy_keys(ours)) == list(ours)
+    twin = VHeat(arch, out_indices=(0, 1, 2, 3), img_size=512)
+    twin.load_state_dict(ours, strict=True)
+    for key, value in twin.state_dict().items():
+        assert torch.equal(value, ours[key]), key
+
+
+def test_legacy_map_only_touches_the_backbone_prefix():
+    state = {'backbone.layers.1.2.0.weight': torch.zeros(1),
+             'neck.layers.1.2.0.weight': torch.zeros(1),
+             'backbone.layers.0.0.mlp.fc1.weight': torch.zeros(4, 2, 1, 1)}
+    mapped = map_legacy_keys(state, 'backbone.')
+    assert list(mapped) == ['backbone.downsamples.1.0.weight',
+                            'neck.layers.1.2.0.weight',
+                            'backbone.layers.0.0.mlp.fc1.weight']
+    assert mapped['backbone.layers.0.0.mlp.fc1.weight'].shape == (4, 2)
 
 
 def test_official_classification_keys_leave_only_classifier():
@@ -130,7 +109,6 @@ def test_official_classification_keys_leave_only_classifier():
         'classifier.0.bias', 'classifier.0.weight', 'classifier.3.bias',
         'classifier.3.weight'
     ]
-    assert not any(k.startswith('classifier') for k in model.state_dict())
 
 
 # ---------------------------------------------------------------- shapes
@@ -145,6 +123,7 @@ def test_output_shapes_any_size(size):
         expect = [VHeat.feature_size(s, i) for s in size]
         assert expect == [-(-s // 2**(i + 2)) for s in size]
         assert out.shape == (1, model.dims[i], *expect)
+        assert out.is_contiguous()
         assert torch.isfinite(out).all()
     assert model.out_channels == [8, 16, 24, 32]
 
@@ -168,7 +147,8 @@ def test_frozen_stages(frozen):
     model = VHeat(SMALL, out_indices=(0, 1, 2, 3), frozen_stages=frozen)
     model.train()
     frozen_prefixes = ['patch_embed.'] + [
-        f'layers.{i}.' for i in range(frozen)
+        f'{part}.{i}.' for i in range(frozen)
+        for part in ('layers', 'downsamples')
     ] + [f'freq_embed.{i}' for i in range(frozen)
          ] + [f'outnorm{i}.' for i in range(frozen)]
     for name, param in model.named_parameters():
@@ -178,7 +158,6 @@ def test_frozen_stages(frozen):
         if any(name.startswith(p) for p in frozen_prefixes):
             assert not module.training, name
     assert model.layers[frozen].training
-    # the frozen parts get no gradient
     sum(o.sum() for o in model(torch.randn(1, 3, 32, 32))).backward()
     assert model.patch_embed.conv1.weight.grad is None
     assert model.layers[frozen][0].op.linear.weight.grad is not None
@@ -189,22 +168,31 @@ def test_bad_frozen_stages():
         VHeat(SMALL, frozen_stages=5)
 
 
-def test_with_cp_same_outputs_and_gradients():
-    torch.manual_seed(3)
-    plain = VHeat(SMALL, out_indices=(0, 3), drop_path_rate=0.3)
-    ckpt = VHeat(SMALL, out_indices=(0, 3), drop_path_rate=0.3, with_cp=True)
-    ckpt.load_state_dict(plain.state_dict())
+def _outputs_and_grads(model, x, seed=7):
+    torch.manual_seed(seed)  # same drop-path draws
+    model.train()
+    xi = x.clone().requires_grad_()
+    outs = model(xi)
+    sum((o * torch.linspace(-1, 1, o.numel()).view_as(o)).sum()
+        for o in outs).backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    return outs, xi.grad, grads
+
+
+@pytest.mark.parametrize('variant', [dict(with_cp=True),
+                                     dict(selective_cp=False)])
+def test_checkpointing_same_outputs_and_gradients(variant):
+    """Selective checkpointing (the default), full per-block checkpointing
+    and plain autograd give the same outputs and gradients, drop path
+    included."""
+    default = VHeat(SMALL, out_indices=(0, 3), drop_path_rate=0.3)
+    other = VHeat(SMALL, out_indices=(0, 3), drop_path_rate=0.3, **variant)
+    other.load_state_dict(default.state_dict())
+    assert all(b.selective_cp for s in default.layers for b in s)
     x = torch.randn(2, 3, 50, 41)
-    results = []
-    for model in (plain, ckpt):
-        torch.manual_seed(7)  # same drop-path draws
-        model.train()
-        xi = x.clone().requires_grad_()
-        outs = model(xi)
-        sum((o * o).sum() for o in outs).backward()
-        grads = {n: p.grad.clone() for n, p in model.named_parameters()}
-        results.append((outs, xi.grad, grads))
-    (o1, gx1, g1), (o2, gx2, g2) = results
+    (o1, gx1, g1), (o2, gx2, g2) = (_outputs_and_grads(default, x),
+                                    _outputs_and_grads(other, x))
     for a, b in zip(o1, o2):
         assert rel_err(b, a) < 1e-6
     assert rel_err(gx2, gx1) < 1e-5
@@ -213,90 +201,68 @@ def test_with_cp_same_outputs_and_gradients():
         assert rel_err(g2[name], g1[name]) < 1e-4, name
 
 
+def test_selective_checkpointing_under_autocast():
+    """bf16 autocast: the recomputation replays the forward's autocast
+    state, so gradients equal plain autograd's under the same autocast."""
+    a = VHeat(SMALL, out_indices=(3, ), drop_path_rate=0.)
+    b = VHeat(SMALL, out_indices=(3, ), drop_path_rate=0.,
+              selective_cp=False)
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, 3, 40, 40)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        ra, rb = _outputs_and_grads(a, x), _outputs_and_grads(b, x)
+    for name in ra[2]:
+        assert rel_err(ra[2][name], rb[2][name]) < 1e-2, name
+
+
 def test_drop_path_rates_rise_linearly():
     model = VHeat(SMALL, drop_path_rate=0.5)
-    rates = [b.drop_path.drop_prob for i, stage in enumerate(model.layers)
-             for b in stage[:model.depths[i]]]
+    rates = [b.drop_path.drop_prob for stage in model.layers for b in stage]
     assert rates == pytest.approx(torch.linspace(0, 0.5, 5).tolist())
 
 
 # ---------------------------------------------------------------- deploy
-def test_deploy_equals_training_form_any_size():
+def test_deploy_equals_plain_form_any_size():
     model = VHeat(SMALL, out_indices=(0, 1, 2, 3), img_size=64).eval()
     randomise(model)
+    assert not model.deployed
+    assert all(b.op.decay_table is None for s in model.layers for b in s)
     sizes = [(64, 64), (45, 77), (64, 64)]
     xs = [torch.randn(1, 3, *s) for s in sizes]
     with torch.no_grad():
         expected = [model(x) for x in xs]
         model.switch_to_deploy()
-        assert model.deploy
+        assert model.deployed
         for x, exp in zip(xs, expected):
             for a, b in zip(model(x), exp):
                 assert rel_err(a, b) <= 1e-6
     op = model.layers[0][0].op
     assert op.decay_table.shape == (16, 16, 16)  # the FVE's grid only
     assert not any('table' in k for k in model.state_dict())
+    model.switch_to_deploy((45, 77))  # tables for another input size
+    assert op.decay_table.shape == (12, 20, 16)
+    model.remove_decay_tables()
+    assert not model.deployed
 
 
-def test_deploy_tables_follow_in_place_edits_on_refresh():
+def test_deployed_model_keeps_its_tables_until_deployed_again():
+    """Documented: a deployed model does not follow weight changes until
+    switch_to_deploy() (or remove_decay_tables()) is called again."""
     model = VHeat(SMALL, out_indices=(3, ), img_size=64).eval()
     model.switch_to_deploy()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        before = model(x)[0]
-        # a changed FVE / to_k, in place and in eval mode, is not seen until
-        # the documented refresh (or the next eval())
         model.freq_embed[1].add_(1.0)
         model.layers[2][0].op.to_k[0].bias.add_(0.5)
-        model.refresh_decay_tables()
+        stale = model(x)[0]
+        model.switch_to_deploy()
         after = model(x)[0]
     fresh = VHeat(SMALL, out_indices=(3, ), img_size=64).eval()
     fresh.load_state_dict(model.state_dict())
     with torch.no_grad():
         expected = fresh(x)[0]
     assert rel_err(after, expected) <= 1e-6
-    assert rel_err(after, before) > 1e-3
-
-
-def test_training_after_deploy_uses_training_form():
-    model = VHeat(SMALL, out_indices=(3, ), img_size=64)
-    model.switch_to_deploy()
-    model.train()
-    out = model(torch.randn(2, 3, 64, 64))[0]
-    out.sum().backward()
-    assert model.freq_embed[2].grad is not None
-    assert model.layers[2][0].op.to_k[0].weight.grad is not None
-    # an optimizer step, then inference: tables follow the new weights
-    opt = torch.optim.SGD(model.parameters(), lr=1.0)
-    opt.step()
-    model.eval()
-    x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        deployed = model(x)[0]
-        model.reuse_decay_tables = False
-        model.refresh_decay_tables()
-        assert model.layers[2][0].op.decay_table.numel() == 0
-        plain = model(x)[0]
-    assert rel_err(deployed, plain) <= 1e-6
-
-
-def test_deploy_reparameterize_flow(tmp_path):
-    """mmpretrain's reparameterize_model.py: build, load, switch_to_deploy,
-    save the state dict, rebuild with deploy=True, load."""
-    src = VHeat(SMALL, out_indices=(0, 3)).eval()
-    randomise(src)
-    x = torch.randn(1, 3, 70, 56)
-    with torch.no_grad():
-        expected = src(x)
-    src.switch_to_deploy()
-    torch.save(src.state_dict(), tmp_path / 'deploy.pth')
-    model = VHeat(SMALL, out_indices=(0, 3), deploy=True).eval()
-    assert model.deploy
-    model.load_state_dict(
-        torch.load(tmp_path / 'deploy.pth', weights_only=True), strict=True)
-    with torch.no_grad():
-        for a, b in zip(model(x), expected):
-            assert rel_err(a, b) <= 1e-6
+    assert rel_err(stale, expected) > 1e-3
 
 
 # ---------------------------------------------------------------- errors
@@ -309,6 +275,8 @@ def test_bad_arch():
         VHeat(dict(depths=[1, 1], dims=8))
     with pytest.raises(ValueError, match='out_indices'):
         VHeat(SMALL, out_indices=(4, ))
+    with pytest.raises(ValueError, match="hco_impl must be one of .*'dense'"):
+        VHeat(SMALL, hco_impl='dense')
 
 
 def test_bad_inputs():
@@ -321,3 +289,25 @@ def test_bad_inputs():
         model(torch.randn(1, 1, 3, 32, 32))
     four = VHeat(SMALL, in_channels=4)
     assert four(torch.randn(1, 4, 32, 32))[0].shape[1] == 128
+
+
+@pytest.mark.parametrize('dtype,hint', [
+    (torch.float16, r'float16 images but its weights are torch.float32: '
+     r'run under torch.autocast.*\.half\(\)'),
+    (torch.float64, r'float64 images .* torch.float32'),
+    (torch.uint8, r'uint8 images .* convert the images with \.float\(\)'),
+])
+def test_input_dtype_checked_at_entry(dtype, hint):
+    model = VHeat(SMALL_PRE)
+    with pytest.raises(TypeError, match=hint):
+        model(torch.zeros(1, 3, 32, 32).to(dtype))
+
+
+def test_autocast_and_half_models_still_run():
+    model = VHeat(SMALL_PRE).eval()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        assert torch.isfinite(model(x)[0]).all()
+    with torch.no_grad():
+        out = model.to(torch.bfloat16)(x.to(torch.bfloat16))[0]
+    assert out.dtype == torch.bfloat16

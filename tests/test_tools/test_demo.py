@@ -104,7 +104,7 @@ def test_demo_runs_each_task(tiny_demo_root, tmp_path, task, opts):
 
 
 def final_weights(path):
-    from mmvheat.compat import safe_torch_load
+    from mmvheat.checkpoint import safe_torch_load
     return safe_torch_load(str(path))['state_dict']
 
 
@@ -164,7 +164,7 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path, case):
     for key in full:
         torch.testing.assert_close(resumed[key], full[key], rtol=0,
                                    atol=1e-6, msg=key)
-    from mmvheat.compat import safe_torch_load  # RNG states load safely
+    from mmvheat.checkpoint import safe_torch_load  # RNG states load safely
     ckpt = safe_torch_load(str(killed / final))
     assert len(ckpt['rng_state']) == 1 and 'numpy' in ckpt['rng_state'][0]
 

@@ -91,7 +91,7 @@ def test_train_save_and_resume(train_config):
 
 
 def test_refuses_unknown_objects_clearly(tmp_path):
-    from mmvheat.compat import safe_torch_load
+    from mmvheat.checkpoint import safe_torch_load
 
     import argparse
     path = tmp_path / 'evil.pth'

@@ -25,11 +25,16 @@ from functools import partial
 from typing import Callable, Optional, Tuple
 
 import torch
+import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 
 from mmvheat.ops import DEFAULT_IMPL, HCO_IMPLS, heat_decay, heat_filter
+
+# Leaves for torch.fx symbolic tracing (they read shapes): calls, not code.
+torch.fx.wrap('heat_decay')
+torch.fx.wrap('heat_filter')
 
 Bases = Optional[Tuple[torch.Tensor, torch.Tensor]]
 

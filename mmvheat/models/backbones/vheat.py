@@ -45,7 +45,18 @@ def check_images(x: torch.Tensor, in_channels: int,
                         f'{dtype}: {hint}')
 
 
+def stage_inputs(freq_embed: torch.Tensor, x: torch.Tensor
+                 ) -> Tuple[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+    """What a stage's blocks share for channels-last map ``x``: the FVE
+    resized to the map, and the map's DCT bases."""
+    h, w = x.shape[1], x.shape[2]
+    return (resize_freq_embed(freq_embed, (h, w)),
+            dct_bases(h, w, x.device, x.dtype))
+
+
+# Leaves for torch.fx symbolic tracing (they read shapes): calls, not code.
 torch.fx.wrap('check_images')
+torch.fx.wrap('stage_inputs')
 
 
 class StemLayer(nn.Module):
@@ -383,6 +394,11 @@ class VHeat(BaseModule):
                 for block in stage:
                     block.op.decay_table = block.op.decay(fve).to(fve.dtype)
 
+    def reparameterize(self) -> None:
+        """:meth:`switch_to_deploy` at the model's ``img_size`` (the name
+        timm's ``reparameterize_model`` calls)."""
+        self.switch_to_deploy()
+
     def remove_decay_tables(self) -> None:
         """Undo :meth:`switch_to_deploy`: compute the factors in every
         forward again."""
@@ -396,9 +412,7 @@ class VHeat(BaseModule):
         """Run the blocks of ``stage`` on channels-last ``x`` (B, H, W, C):
         the stage's FVE resized to the map and the map's DCT bases, built
         once and shared by the blocks."""
-        h, w = x.shape[1], x.shape[2]
-        freq_embed = resize_freq_embed(self.freq_embed[stage], (h, w))
-        bases = dct_bases(h, w, x.device, x.dtype)
+        freq_embed, bases = stage_inputs(self.freq_embed[stage], x)
         for block in self.layers[stage]:
             if self.with_cp and self.training:
                 x = cp.checkpoint(block, x, freq_embed, bases,
