@@ -10,6 +10,7 @@
 # so those pages never drift from the data.
 import os
 import os.path as osp
+import re
 import runpy
 import sys
 
@@ -75,7 +76,45 @@ def _generate_benchmark_pages(app, config):
     ])
 
 
+# Docstrings write maths as plain text (``|out - ref| / |ref|``, ``B*H``),
+# which reStructuredText reads as substitutions and emphasis. Escape those
+# characters outside inline literals, literal blocks and doctests, so the
+# docstrings render as written without changing the code.
+_LITERAL = re.compile(r'(``.+?``)')
+_STAR = re.compile(r"(?<=[\w')\]])\*(?=[\w('(\[])")
+
+
+def _escape_plain_maths(text):
+    parts = _LITERAL.split(text)
+    for i in range(0, len(parts), 2):  # even items are outside ``...``
+        parts[i] = _STAR.sub(r'\\*', parts[i].replace('|', r'\|'))
+    return ''.join(parts)
+
+
+def _escape_docstring(app, what, name, obj, options, lines):
+    literal_indent = None
+    expect_literal = False
+    for i, line in enumerate(lines):
+        stripped = line.lstrip()
+        indent = len(line) - len(stripped)
+        if literal_indent is not None:
+            if not stripped or indent > literal_indent:
+                continue
+            literal_indent = None
+        if expect_literal and stripped:
+            expect_literal = False
+            if indent > prev_indent:
+                literal_indent = prev_indent
+                continue
+        if not stripped or stripped.startswith(('>>>', '...', '| ', '.. ')):
+            continue
+        if stripped.endswith('::'):
+            expect_literal, prev_indent = True, indent
+        lines[i] = line[:indent] + _escape_plain_maths(stripped)
+
+
 def setup(app):
     # Headless plots: no display is needed to draw them.
     os.environ.setdefault('MPLBACKEND', 'Agg')
     app.connect('config-inited', _generate_benchmark_pages)
+    app.connect('autodoc-process-docstring', _escape_docstring)
