@@ -63,7 +63,6 @@ html_static_path = []
 html_theme_options = {
     'navigation_with_keys': True,
 }
-pygments_style = 'sphinx'
 
 
 def _generate_benchmark_pages(app, config):

@@ -294,8 +294,13 @@ def rows_table(rows):
     has_ref = any('x_ref' in r for r in rows)
     has_prev = any('x_prev' in r for r in rows)
     has_sweeps = any(len(r.get('sweep_img_per_s', [])) > 1 for r in rows)
-    header = ['model', 'mode', 'dtype', 'input', 'batch', 'img/s (median)',
-              'runs range']
+    # Columns that hold one value for every row are said once, above.
+    varying = [k for k in ('mode', 'dtype', 'resolution', 'batch')
+               if len({r[k] for r in rows}) > 1]
+    names = dict(mode='mode', dtype='dtype', resolution='input',
+                 batch='batch')
+    header = ['model'] + [names[k] for k in varying] + [
+        'img/s (median)', 'runs range']
     if has_sweeps:
         header.append('sweeps (img/s)')
     header += ['step memory MB']
@@ -306,8 +311,7 @@ def rows_table(rows):
     out = []
     for r in rows:
         rng = row_img_per_s_range(r)
-        cells = [f'`{r["model"]}`', r['mode'], r['dtype'], r['resolution'],
-                 r['batch'],
+        cells = [f'`{r["model"]}`'] + [r[k] for k in varying] + [
                  fmt(r.get('img_per_s')) if not r.get('error') else
                  f'error: {r["error"]}',
                  fmt_range(rng) if rng else '-']
@@ -321,7 +325,10 @@ def rows_table(rows):
         if has_prev:
             cells.append(f'{r["x_prev"]:.2f}x' if 'x_prev' in r else '-')
         out.append(cells)
-    return md_table(header, out)
+    fixed = [f'{names[k]} {rows[0][k]}' for k in
+             ('mode', 'dtype', 'resolution', 'batch') if k not in varying]
+    lead = f'All rows: {", ".join(fixed)}.\n\n' if fixed else ''
+    return lead + md_table(header, out)
 
 
 def rows_plot(rows, title, path):
@@ -502,12 +509,14 @@ def result_section(spec, results_dir, out_dir):
 
 
 LEGEND = """\
-How to read these tables: *img/s (median)* is the median over the timed
-runs of the representative sweep; *runs range* is the lowest and highest
-throughput of those runs; *sweeps* lists each interleaved sweep's median
-when the benchmark ran with `--repeat`. Ratios (`vs reference`, `vs previous
-commit`) are taken within the same sweep. The machines were shared, so
-compare rows of one result only, and read every ratio as a range.
+How to read these tables: *img/s (median)* is the median throughput over
+the timed runs of a sweep; when the benchmark ran several interleaved sweeps
+(`--repeat`), it is that of the sweep with the median throughput (the faster
+of two). *runs range* is the lowest and highest throughput of those runs, and
+*sweeps* lists every sweep's throughput in sweep order. Ratios (`vs
+reference`, `vs previous commit`) are taken within one sweep. The machines
+were shared, so compare rows of one result only, and read every ratio as a
+range.
 """
 
 
