@@ -1,0 +1,569 @@
+"""Generate the benchmark pages of the docs from the committed results.
+
+Reads every result under ``docs/benchmark/`` (``results.json`` written by
+``tools/analysis_tools/benchmark.py`` or ``benchmark_dct.py``, and the
+Markdown table of ``benchmark_stream.py``) and writes, into the output
+folder, one MyST page per group of results with
+
+* the provenance of each result: machine (CPU model, cores, threads), torch
+  version, device, date; a field the result file does not hold is shown as
+  "not recorded" (the date the file was committed is added when git knows
+  it);
+* a table of medians with their ranges (over the timed runs, and over the
+  interleaved sweeps or repeats when there were several);
+* a PNG plot of the same numbers.
+
+Run by ``docs/en/conf.py`` before every Sphinx build, so the pages always
+match the data; it can also run alone::
+
+    python docs/en/_scripts/benchmark_pages.py \
+        --results docs/benchmark --out docs/en/notes/benchmarks
+
+Only the standard library, numpy-free Python and matplotlib are used.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import statistics
+import subprocess
+import sys
+
+NOT_RECORDED = 'not recorded'
+
+# The groups of results and what each result is. Paths are relative to the
+# results folder. ``note`` says how the result was produced; it comes from
+# the notes written when the result was committed.
+PAGES = [
+    dict(
+        name='speed',
+        title='Speed and memory against Swin-T and ConvNeXt-T',
+        intro=(
+            'vHeat-T in the authors\' layout (`reference`) and in ours '
+            '(`auto`, the default at the time: it picked the matrix-product '
+            'filter on this CPU), against mmpretrain\'s Swin-T and '
+            'ConvNeXt-T. Each configuration runs in a fresh process: 2 '
+            'warm-up steps, then timed steps. vHeat-T is deployed (decay '
+            'tables reused) for inference and built with `img_size` equal to '
+            'the resolution. These results predate the current core; see '
+            '[the core against the previous implementation](core.md) for '
+            'later numbers.'),
+        results=[
+            dict(path='infer_fp32', title='Inference, fp32',
+                 command='python tools/analysis_tools/benchmark.py '
+                         '--models vheat-t:reference vheat-t:matmul swin-t '
+                         'convnext-t --modes infer --dtypes fp32'),
+            dict(path='train_fp32',
+                 title='Training step (forward, backward, AdamW), fp32',
+                 command='python tools/analysis_tools/benchmark.py '
+                         '--models vheat-t:reference vheat-t:matmul swin-t '
+                         'convnext-t --modes train --resolutions 224 512'),
+            dict(path='infer_bf16', title='Inference, bf16 autocast',
+                 command='python tools/analysis_tools/benchmark.py '
+                         '--models vheat-t:reference vheat-t:matmul swin-t '
+                         'convnext-t --modes infer --dtypes bf16 '
+                         '--resolutions 224 1024'),
+            dict(path='targets_224',
+                 title='vHeat-T against the authors\' layout at 224 '
+                       '(interleaved sweeps)'),
+            dict(path='targets_1024',
+                 title='vHeat-T against the authors\' layout at 1024 '
+                       '(interleaved sweeps)'),
+            dict(path='targets_1024_rerun',
+                 title='The same at 1024, measured again'),
+        ]),
+    dict(
+        name='core',
+        title='The plain core against the previous implementation',
+        intro=(
+            'The rewrite that made every layer a called module, the decay '
+            'tables buffers and the default filter fixed, measured against '
+            'the commit before it (d7a6935) in the same interleaved sweeps: '
+            '`--against DIR` runs that checkout\'s code for each vHeat row. '
+            'Rows ending in `@against` are the previous commit; `+compile` '
+            'rows run under `torch.compile`. Reproduce with a worktree of the '
+            'old commit:\n\n'
+            '```bash\n'
+            'git worktree add /tmp/prev d7a6935\n'
+            'python tools/analysis_tools/benchmark.py --models '
+            'vheat-t:reference vheat-t:matmul \\\n'
+            '    --against /tmp/prev --modes infer --resolutions 224 1024 '
+            '--repeat 3\n'
+            'python tools/analysis_tools/benchmark.py --models '
+            'vheat-t:reference vheat-t:matmul \\\n'
+            '    --against /tmp/prev --modes train --resolutions 224 1024 '
+            '--repeat 3\n'
+            '```'),
+        results=[
+            dict(path='core/infer_fp32', title='Inference, fp32'),
+            dict(path='core/train_fp32', title='Training step, fp32'),
+            dict(path='core/train_fp32_1024_rerun',
+                 title='Training step at 1024, measured again on an idle '
+                       'machine'),
+            dict(path='core/infer_bf16_224',
+                 title='Inference, bf16 autocast, 224'),
+            dict(path='core/infer_bf16_224_rerun',
+                 title='Inference, bf16 autocast, 224, measured again'),
+            dict(path='core/infer_bf16',
+                 title='Inference, bf16 autocast, 224 and 1024',
+                 note='Ran while the test suite used the same cores: not '
+                      'usable as a comparison.'),
+            dict(path='core/train_mem_512',
+                 title='Training-step memory at 512, fp32 and bf16'),
+            dict(path='core/compile_224',
+                 title='`torch.compile` against eager, 224',
+                 command='python tools/analysis_tools/benchmark.py '
+                         '--models vheat-t:matmul --compile both '
+                         '--dtypes fp32 bf16 --resolutions 224'),
+            dict(path='core/stream.md',
+                 title='A detection-style stream of image sizes',
+                 command='python tools/analysis_tools/benchmark_stream.py '
+                         '--against /tmp/prev --images 6 --repeat 2',
+                 note='vHeat-T with `img_size=512`, eval without autograd, '
+                      'one image at a time, sides drawn from 480-800, every '
+                      'image a new size.'),
+        ]),
+    dict(
+        name='dct',
+        title='The even/odd split DCT',
+        intro=(
+            'The default `matmul` filter against the same code with dense '
+            'products (`dense`) and the authors\' `conv1d` form '
+            '(`reference`), measured by `tools/analysis_tools/'
+            'benchmark_dct.py` in one process with interleaved repeats. Each '
+            'cell is the median over the repeats of the median of the runs; '
+            'the range is over the repeats. See [how the HCO is computed]'
+            '(../hco.md) for the split itself. Ratios are the median of the '
+            'per-repeat ratios, with their range. The machines were shared: '
+            'where `matmul` runs the same code as `dense` (nothing splits at '
+            '56x56, nor at 100x100 under autograd, nor in `deploy224`), the '
+            'ratios show the noise.'),
+        legend=False,
+        results=[
+            dict(path='dct/filter',
+                 title='The heat filter alone (DCT, damp, IDCT), no autograd',
+                 command='python tools/analysis_tools/benchmark_dct.py '
+                         '--models --repeat 5 --runs 5'),
+            dict(path='dct/filter_grad',
+                 title='The heat filter, forward and backward',
+                 command='python tools/analysis_tools/benchmark_dct.py '
+                         '--models --grad --repeat 5 --runs 3'),
+            dict(path='dct/filter_compile',
+                 title='The heat filter, each form compiled',
+                 command='python tools/analysis_tools/benchmark_dct.py '
+                         '--models --compile --repeat 3 --runs 5'),
+            dict(path='dct/models', title='vHeat-T cases',
+                 command='python tools/analysis_tools/benchmark_dct.py '
+                         '--sizes --repeat 5 --runs 3'),
+            dict(path='dct/models_rerun', title='vHeat-T cases, measured '
+                 'again without the reference',
+                 command='python tools/analysis_tools/benchmark_dct.py '
+                         '--sizes --impls dense matmul --repeat 9 --runs 3'),
+            dict(path='dct/models_malloc',
+                 title='vHeat-T cases with glibc told to keep freed memory',
+                 note='Run with `MALLOC_MMAP_THRESHOLD_=4294967296 '
+                      'MALLOC_TRIM_THRESHOLD_=68719476736`, to take page '
+                      'faults out of the comparison.',
+                 command='MALLOC_MMAP_THRESHOLD_=4294967296 '
+                         'MALLOC_TRIM_THRESHOLD_=68719476736 '
+                         'python tools/analysis_tools/benchmark_dct.py '
+                         '--sizes --impls dense matmul --repeat 5 --runs 3'),
+            dict(path='dct/compile_1024',
+                 title='Compiled vHeat-T at 1024, dense against split',
+                 command='python tools/analysis_tools/benchmark.py --models '
+                         'vheat-t:dense vheat-t:matmul --compile on '
+                         '--resolutions 1024 --repeat 2'),
+        ]),
+    dict(
+        name='deploy',
+        title='ONNX Runtime against PyTorch',
+        intro=(
+            'The vHeat-T classifier with the same weights, fp32 on the CPU: '
+            'PyTorch eager (deployed, tables reused), the dynamic ONNX file '
+            'in ONNX Runtime (`@ort`) and the fixed-size file with the decay '
+            'tables baked in (`@ort-fixed`). The memory columns are not '
+            'comparable for the ONNX Runtime rows (the export runs in the '
+            'same process).'),
+        results=[
+            dict(path='deploy_224', title='224, batch 8',
+                 command='python tools/analysis_tools/benchmark.py --models '
+                         'vheat-t:matmul --backend pytorch onnxruntime '
+                         'onnxruntime-fixed --resolutions 224 --repeat 2'),
+            dict(path='deploy_512', title='512, batch 2',
+                 command='python tools/analysis_tools/benchmark.py --models '
+                         'vheat-t:matmul --backend pytorch onnxruntime '
+                         'onnxruntime-fixed --resolutions 512 --repeat 2'),
+        ]),
+]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def fmt(value, digits=3):
+    """A number with ``digits`` significant digits, or "-" for None."""
+    if value is None:
+        return '-'
+    if isinstance(value, str):
+        return value
+    if value == 0:
+        return '0'
+    return f'{value:.{digits}g}' if abs(value) < 10 ** digits \
+        else f'{value:.0f}'
+
+
+def fmt_range(values, digits=3):
+    if not values:
+        return '-'
+    lo, hi = min(values), max(values)
+    return f'{fmt(lo, digits)}-{fmt(hi, digits)}'
+
+
+def md_table(header, rows):
+    lines = ['| ' + ' | '.join(header) + ' |',
+             '|' + '|'.join('---' for _ in header) + '|']
+    for row in rows:
+        lines.append('| ' + ' | '.join(str(c) for c in row) + ' |')
+    return '\n'.join(lines)
+
+
+def commit_date(path):
+    """The date git last committed ``path``, or None."""
+    try:
+        out = subprocess.run(
+            ['git', 'log', '-1', '--format=%cs', '--', osp.basename(path)],
+            cwd=osp.dirname(path), capture_output=True, text=True,
+            timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    date = out.stdout.strip()
+    return date if out.returncode == 0 and date else None
+
+
+def provenance(meta, rows, path):
+    """A table of where and when a result was measured."""
+    meta = meta or {}
+    cpu = meta.get('cpu') or meta.get('cpu_model')
+    machine = meta.get('machine')
+    cores = meta.get('cores') or meta.get('cpu_count')
+    devices = sorted({r.get('device') for r in rows if r.get('device')})
+    date = meta.get('date')
+    if not date:
+        committed = commit_date(path)
+        date = NOT_RECORDED + (f' (committed {committed})'
+                               if committed else '')
+    items = [
+        ('CPU model', cpu or (f'{NOT_RECORDED} (architecture {machine})'
+                              if machine else NOT_RECORDED)),
+        ('cores', cores or NOT_RECORDED),
+        ('threads', meta.get('threads') or NOT_RECORDED),
+        ('torch', meta.get('torch') or NOT_RECORDED),
+        ('device', ', '.join(devices) if devices else
+         meta.get('device', NOT_RECORDED)),
+        ('date', date),
+    ]
+    extra = [(k, meta[k]) for k in ('repeat', 'runs', 'channels', 'batch',
+                                    'split_min_length') if k in meta]
+    cells = [f'{k}: {v}' for k, v in items + extra]
+    return '*Measured on* ' + '; '.join(cells) + '.'
+
+
+def save_figure(fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, metadata={'Software': None})
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
+# ------------------------------------------- benchmark.py (list of rows)
+
+
+def row_img_per_s_range(row):
+    """Throughput over the timed runs: (lowest, highest)."""
+    times = [t for t in row.get('times', []) if t]
+    if not times:
+        return None
+    return row['batch'] / max(times), row['batch'] / min(times)
+
+
+def config_key(row):
+    return (row['mode'], row['dtype'], row['resolution'], row['batch'])
+
+
+def config_label(key):
+    mode, dtype, res, batch = key
+    return f'{mode} {dtype}\n{res}px, b{batch}'
+
+
+def rows_table(rows):
+    has_ref = any('x_ref' in r for r in rows)
+    has_prev = any('x_prev' in r for r in rows)
+    has_sweeps = any(len(r.get('sweep_img_per_s', [])) > 1 for r in rows)
+    # Columns that hold one value for every row are said once, above.
+    varying = [k for k in ('mode', 'dtype', 'resolution', 'batch')
+               if len({r[k] for r in rows}) > 1]
+    names = dict(mode='mode', dtype='dtype', resolution='input',
+                 batch='batch')
+    header = ['model'] + [names[k] for k in varying] + [
+        'img/s (median)', 'runs range']
+    if has_sweeps:
+        header.append('sweeps (img/s)')
+    header += ['step memory MB']
+    if has_ref:
+        header.append('vs reference')
+    if has_prev:
+        header.append('vs previous commit')
+    out = []
+    for r in rows:
+        rng = row_img_per_s_range(r)
+        cells = [f'`{r["model"]}`'] + [r[k] for k in varying] + [
+                 fmt(r.get('img_per_s')) if not r.get('error') else
+                 f'error: {r["error"]}',
+                 fmt_range(rng) if rng else '-']
+        if has_sweeps:
+            sweeps = r.get('sweep_img_per_s', [])
+            cells.append(', '.join(fmt(s) for s in sweeps) if sweeps
+                         else '-')
+        cells.append(fmt(r.get('step_mem_mb'), 4))
+        if has_ref:
+            cells.append(f'{r["x_ref"]:.2f}x' if 'x_ref' in r else '-')
+        if has_prev:
+            cells.append(f'{r["x_prev"]:.2f}x' if 'x_prev' in r else '-')
+        out.append(cells)
+    fixed = [f'{names[k]} {rows[0][k]}' for k in
+             ('mode', 'dtype', 'resolution', 'batch') if k not in varying]
+    lead = f'All rows: {", ".join(fixed)}.\n\n' if fixed else ''
+    return lead + md_table(header, out)
+
+
+def rows_plot(rows, title, path):
+    import matplotlib.pyplot as plt
+    keys = []
+    for r in rows:
+        if config_key(r) not in keys:
+            keys.append(config_key(r))
+    models = []
+    for r in rows:
+        if r['model'] not in models:
+            models.append(r['model'])
+    width = 0.8 / max(len(models), 1)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 + 1.3 * len(keys)), 3.6))
+    cmap = plt.get_cmap('tab10')
+    for i, model in enumerate(models):
+        for j, key in enumerate(keys):
+            match = [r for r in rows
+                     if r['model'] == model and config_key(r) == key]
+            if not match or not match[0].get('img_per_s'):
+                continue
+            r = match[0]
+            x = j + (i - (len(models) - 1) / 2) * width
+            # Normalise within a configuration: the first model is 1.0.
+            base = [b for b in rows if config_key(b) == key
+                    and b['model'] == models[0] and b.get('img_per_s')]
+            scale = base[0]['img_per_s'] if base else r['img_per_s']
+            rng = row_img_per_s_range(r)
+            ax.bar(x, r['img_per_s'] / scale, width * 0.9, color=cmap(i % 10),
+                   label=model if j == keys.index(config_key(r)) and
+                   model not in ax.get_legend_handles_labels()[1] else None)
+            if rng:
+                ax.plot([x, x], [rng[0] / scale, rng[1] / scale],
+                        color='black', lw=1.2)
+            sweeps = r.get('sweep_img_per_s', [])
+            if len(sweeps) > 1:
+                ax.plot([x] * len(sweeps), [s / scale for s in sweeps], 'o',
+                        ms=3, color='black', mfc='white')
+    ax.set_xticks(range(len(keys)))
+    ax.set_xticklabels([config_label(k) for k in keys], fontsize=8)
+    ax.set_ylabel(f'img/s relative to\n{models[0]}', fontsize=8)
+    ax.axhline(1.0, color='grey', lw=0.6, ls='--')
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.0, 1.0))
+    save_figure(fig, path)
+
+
+# -------------------------------------- benchmark_dct.py (cases x impls)
+
+
+def cases_of(data):
+    for key in ('filter', 'models'):
+        if key in data:
+            return data[key]
+    return {}
+
+
+def ratio_stats(case, num, den):
+    """Median and range of the per-repeat ratios den / num (a speed-up)."""
+    a = case['repeats'].get(num)
+    b = case['repeats'].get(den)
+    if not a or not b:
+        return None
+    ratios = [y / x for x, y in zip(a, b)]
+    return statistics.median(ratios), min(ratios), max(ratios)
+
+
+def dct_table(data):
+    cases = cases_of(data)
+    impls = []
+    for case in cases.values():
+        for impl in case['ms']:
+            if impl not in impls:
+                impls.append(impl)
+    header = ['case'] + [f'{i} ms (range)' for i in impls]
+    pairs = [('matmul', d) for d in ('dense', 'reference') if d in impls]
+    header += [f'{a} vs {b}' for a, b in pairs]
+    rows = []
+    for name, case in cases.items():
+        cells = [name]
+        for impl in impls:
+            if impl in case['ms']:
+                cells.append(f'{fmt(case["ms"][impl])} '
+                             f'({fmt_range(case["repeats"][impl])})')
+            else:
+                cells.append('-')
+        for a, b in pairs:
+            stats = ratio_stats(case, a, b)
+            cells.append('-' if stats is None else
+                         f'{stats[0]:.2f}x ({stats[1]:.2f}-{stats[2]:.2f})')
+        rows.append(cells)
+    return md_table(header, rows)
+
+
+def dct_plot(data, title, path):
+    import matplotlib.pyplot as plt
+    cases = cases_of(data)
+    names = list(cases)
+    impls = []
+    for case in cases.values():
+        for impl in case['ms']:
+            if impl not in impls:
+                impls.append(impl)
+    width = 0.8 / max(len(impls), 1)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.0 + 1.0 * len(names)), 3.4))
+    cmap = plt.get_cmap('tab10')
+    for i, impl in enumerate(impls):
+        for j, name in enumerate(names):
+            case = cases[name]
+            if impl not in case['ms']:
+                continue
+            x = j + (i - (len(impls) - 1) / 2) * width
+            ax.bar(x, case['ms'][impl], width * 0.9, color=cmap(i % 10),
+                   label=impl if j == 0 else None)
+            reps = case['repeats'][impl]
+            ax.plot([x, x], [min(reps), max(reps)], color='black', lw=1.2)
+    ax.set_yscale('log')
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, fontsize=8, rotation=20)
+    ax.set_ylabel('ms per call (log)', fontsize=8)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    save_figure(fig, path)
+
+
+# ------------------------------------------------------------------ pages
+
+
+def slug(path):
+    return path.replace('/', '_').replace('.', '_')
+
+
+def result_section(spec, results_dir, out_dir):
+    src = osp.join(results_dir, spec['path'])
+    lines = [f'## {spec["title"]}', '']
+    rel = osp.join('docs', 'benchmark', spec['path'])
+    if src.endswith('.md'):
+        if not osp.exists(src):
+            return lines + [f'Result file `{rel}` is missing.', '']
+        lines += [provenance({}, [], src), '']
+        if spec.get('note'):
+            lines += [spec['note'], '']
+        with open(src) as f:
+            lines += [f.read().strip(), '']
+        if spec.get('command'):
+            lines += ['```bash', spec['command'], '```', '']
+        lines += [f'Data: `{rel}`.', '']
+        return lines
+    json_path = osp.join(src, 'results.json')
+    if not osp.exists(json_path):
+        return lines + [f'Result file `{rel}/results.json` is missing.', '']
+    with open(json_path) as f:
+        data = json.load(f)
+    png = slug(spec['path']) + '.png'
+    if isinstance(data, list):
+        lines += [provenance({}, data, json_path), '']
+        if spec.get('note'):
+            lines += [spec['note'], '']
+        lines += [rows_table(data), '']
+        rows_plot(data, spec['title'], osp.join(out_dir, png))
+        caption = ('Throughput relative to the first model of each '
+                   'configuration: bars are medians, lines the range over '
+                   'the timed runs, dots the interleaved sweeps.')
+    else:
+        lines += [provenance(data.get('meta'), [], json_path), '']
+        if spec.get('note'):
+            lines += [spec['note'], '']
+        lines += [dct_table(data), '']
+        dct_plot(data, spec['title'], osp.join(out_dir, png))
+        caption = ('Median time per call (log scale); lines give the range '
+                   'over the repeats.')
+    lines += [f'```{{figure}} {png}', f':alt: {spec["title"]}', '',
+              caption, '```', '']
+    if spec.get('command'):
+        lines += ['Reproduce:', '', '```bash', spec['command'], '```', '']
+    lines += [f'Data: `{rel}/results.json`.', '']
+    return lines
+
+
+LEGEND = """\
+How to read these tables: *img/s (median)* is the median throughput over
+the timed runs of a sweep; when the benchmark ran several interleaved sweeps
+(`--repeat`), it is that of the sweep with the median throughput (the faster
+of two). *runs range* is the lowest and highest throughput of those runs, and
+*sweeps* lists every sweep's throughput in sweep order. Ratios (`vs
+reference`, `vs previous commit`) are taken within one sweep. The machines
+were shared, so compare rows of one result only, and read every ratio as a
+range.
+"""
+
+
+def write_page(page, results_dir, out_dir):
+    lines = [
+        '<!-- Generated by docs/en/_scripts/benchmark_pages.py from '
+        'docs/benchmark/; do not edit. -->', '',
+        f'# {page["title"]}', '', page['intro'], '']
+    if page.get('legend', True):
+        lines += [LEGEND, '']
+    for spec in page['results']:
+        lines += result_section(spec, results_dir, out_dir)
+    text = '\n'.join(lines).rstrip() + '\n'
+    path = osp.join(out_dir, page['name'] + '.md')
+    with open(path, 'w') as f:
+        f.write(text)
+    return path
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    here = osp.dirname(osp.abspath(__file__))
+    root = osp.dirname(osp.dirname(osp.dirname(here)))
+    parser.add_argument('--results',
+                        default=osp.join(root, 'docs', 'benchmark'),
+                        help='folder of committed results')
+    parser.add_argument('--out',
+                        default=osp.join(root, 'docs', 'en', 'notes',
+                                         'benchmarks'),
+                        help='folder the pages and plots are written to '
+                             '(its .md and .png files are replaced)')
+    args = parser.parse_args(argv)
+    os.environ.setdefault('MPLBACKEND', 'Agg')
+    os.makedirs(args.out, exist_ok=True)
+    for name in os.listdir(args.out):
+        if name.endswith(('.md', '.png')):
+            os.remove(osp.join(args.out, name))
+    written = [write_page(page, args.results, args.out) for page in PAGES]
+    print(f'benchmark pages: {len(written)} pages written to {args.out}',
+          file=sys.stderr)
+    return written
+
+
+if __name__ == '__main__':
+    main()
