@@ -80,6 +80,29 @@ def build_backbone(spec: str, resolution: int, deploy: bool) -> nn.Module:
     return ConvNeXt(arch=arch)
 
 
+def machine_meta(threads: int = None) -> Dict:
+    """Where and when a benchmark ran: CPU model, cores, torch threads,
+    torch version, device names and the date (for ``meta.json``)."""
+    import datetime
+    import platform
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    cpu = line.split(':', 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    meta = dict(cpu=cpu, cores=os.cpu_count(),
+                threads=threads or torch.get_num_threads(),
+                torch=torch.__version__,
+                date=datetime.date.today().isoformat())
+    if torch.cuda.is_available():
+        meta['gpu'] = torch.cuda.get_device_name(0)
+    return meta
+
+
 def _rss_reset() -> None:
     """Reset the kernel's peak-RSS mark of this process (Linux)."""
     try:

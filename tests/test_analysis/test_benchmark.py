@@ -138,10 +138,11 @@ def test_dct_benchmark_tables(tmp_path, capsys):
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     tool.main(['--sizes', '12', '9x20', '--models', '--channels', '4',
-               '--repeat', '2', '--runs', '1', '--out-dir', str(tmp_path)])
+               '--impls', 'matmul', 'split', 'fft', '--repeat', '2',
+               '--runs', '1', '--out-dir', str(tmp_path)])
     out = capsys.readouterr().out
-    assert ('| case | reference ms | dense ms | matmul ms | matmul vs dense '
-            '| matmul vs reference |') in out
+    assert ('| case | matmul ms | split ms | fft ms | split vs matmul '
+            '| fft vs matmul |') in out
     rows = [r for r in out.splitlines() if r.startswith(('| 12x12', '| 9x20'))]
     assert len(rows) == 2 and all(r.count('x (') == 2 for r in rows)
     res = json.loads((tmp_path / 'results.json').read_text())

@@ -295,7 +295,8 @@ def test_bad_inputs():
     (torch.float16, r'float16 images but its weights are torch.float32: '
      r'run under torch.autocast.*\.half\(\)'),
     (torch.float64, r'float64 images .* torch.float32'),
-    (torch.uint8, r'uint8 images .* convert the images with \.float\(\)'),
+    (torch.uint8, r'uint8 images .* convert the images with \.float\(\) '
+     'and normalise'),
 ])
 def test_input_dtype_checked_at_entry(dtype, hint):
     model = VHeat(SMALL_PRE)

@@ -305,6 +305,9 @@ def main(argv=None):
     print(format_table(results))
     with open(osp.join(args.out_dir, 'results.json'), 'w') as f:
         json.dump(results, f, indent=1)
+    from mmvheat.analysis.benchmark import machine_meta
+    with open(osp.join(args.out_dir, 'meta.json'), 'w') as f:
+        json.dump(machine_meta(args.threads), f, indent=1)
     keys = ['model', 'mode', 'dtype', 'resolution', 'batch', 'img_per_s',
             'median_s', 'spread', 'peak_mem_mb', 'step_mem_mb', 'x_ref',
             'mem_x_ref', 'x_prev', 'mem_x_prev', 'error']
@@ -313,8 +316,8 @@ def main(argv=None):
         writer.writeheader()
         writer.writerows(results)
     plot(results, osp.join(args.out_dir, 'benchmark.png'))
-    print(f'[benchmark] wrote results.json, results.csv, benchmark.png to '
-          f'{args.out_dir}')
+    print(f'[benchmark] wrote results.json, meta.json, results.csv, '
+          f'benchmark.png to {args.out_dir}')
 
 
 if __name__ == '__main__':

@@ -489,7 +489,12 @@ def result_section(spec, results_dir, out_dir):
         data = json.load(f)
     png = slug(spec['path']) + '.png'
     if isinstance(data, list):
-        lines += [provenance({}, data, json_path), '']
+        meta_path = osp.join(src, 'meta.json')
+        meta = {}
+        if osp.exists(meta_path):
+            with open(meta_path) as f:
+                meta = json.load(f)
+        lines += [provenance(meta, data, json_path), '']
         if spec.get('note'):
             lines += [spec['note'], '']
         lines += [rows_table(data), '']

@@ -36,13 +36,14 @@ def check_images(x: torch.Tensor, in_channels: int,
     if x.shape[2] < 1 or x.shape[3] < 1:
         raise ValueError(f'VHeat got an empty image of shape '
                          f'{tuple(x.shape)}')
-    if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
-        hint = ('convert the images with .float() (or the model with '
-                f'.to({x.dtype}))' if not x.is_floating_point() else
-                'run under torch.autocast, or convert the model with '
-                f'.to({x.dtype}) (.half() for float16)')
+    if not x.is_floating_point():
         raise TypeError(f'VHeat got {x.dtype} images but its weights are '
-                        f'{dtype}: {hint}')
+                        f'{dtype}: convert the images with .float() and '
+                        'normalise them as the data preprocessor does')
+    if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+        raise TypeError(f'VHeat got {x.dtype} images but its weights are '
+                        f'{dtype}: run under torch.autocast, or convert the '
+                        f'model with .to({x.dtype}) (.half() for float16)')
 
 
 def stage_inputs(freq_embed: torch.Tensor, x: torch.Tensor
