@@ -22,8 +22,11 @@ from typing import Any
 
 from mmengine.logging import print_log
 
-from mmvheat.checkpoint import (extract_weights, official_classifier_keys,
-                                read_checkpoint)
+from mmvheat.checkpoint import (
+    extract_weights,
+    official_classifier_keys,
+    read_checkpoint,
+)
 
 __all__ = ['install_torch_load_fix']
 

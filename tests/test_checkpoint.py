@@ -13,11 +13,16 @@ import pytest
 import torch
 
 from conftest import rel_err, save_official_checkpoint
-from mmvheat.checkpoint import (CheckpointError, adapt_freq_embeds,
-                                convert_checkpoint, load_backbone_weights)
-from mmvheat.checkpoint import map_legacy_keys, safe_torch_load
-from mmvheat.models import VHeat
 from mmvheat.analysis.reference_vheat import ReferenceVHeat
+from mmvheat.checkpoint import (
+    CheckpointError,
+    adapt_freq_embeds,
+    convert_checkpoint,
+    load_backbone_weights,
+    map_legacy_keys,
+    safe_torch_load,
+)
+from mmvheat.models import VHeat
 
 ARCH = dict(depths=[1, 1, 2, 1], dims=8, post_norm=True, layer_scale=0.1)
 DEPTHS, DIMS = [1, 1, 2, 1], [8, 16, 32, 64]
@@ -237,9 +242,10 @@ def released_checkpoint(lib_config: str, img_size: int, path):
     """A file in the released downstream format: the authors' backbone keys
     (with outnorm{i}) under ``backbone.``, plus the library's own neck and
     head keys taken from its Swin model of the same task."""
+    import importlib
+
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
-    import importlib
     cfg = Config.fromfile(lib_config)
     registry = importlib.import_module(f'{cfg.default_scope}.registry')
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
@@ -266,6 +272,7 @@ def test_released_downstream_checkpoints_load_strictly(tmp_path, ours, theirs,
                                                        img_size):
     import importlib
     import os.path as osp
+
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
     from mmengine.runner import load_checkpoint

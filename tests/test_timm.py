@@ -15,9 +15,9 @@ from mmengine.config import Config
 
 import mmvheat.timm  # noqa: F401 (registers the models)
 from conftest import REPO_ROOT, randomise, rel_err, save_official_checkpoint
+from mmvheat.analysis.reference_vheat import ReferenceVHeat
 from mmvheat.checkpoint import CheckpointError
 from mmvheat.timm import VHeatTimm, vheat_model_names
-from mmvheat.analysis.reference_vheat import ReferenceVHeat
 
 # post_norm + layer scale (the small/base block variant) and pre-norm (tiny)
 POST = dict(depths=[1, 2, 1, 1], dims=16, post_norm=True, layer_scale=0.5)
@@ -37,8 +37,9 @@ def small(arch=POST, **kwargs):
 def mmpretrain_classifier(arch, num_classes, img_size):
     """Our mmpretrain ImageNet classifier (the config's model) on a
     reduced arch."""
-    import mmvheat.models  # noqa: F401
     from mmpretrain.registry import MODELS
+
+    import mmvheat.models  # noqa: F401
     cfg = Config.fromfile(CLS_CONFIG.format('tiny')).model
     cfg.backbone.update(arch=dict(arch), img_size=img_size, init_cfg=None)
     cfg.head.update(num_classes=num_classes, in_channels=cfg.backbone.arch[
@@ -117,8 +118,9 @@ def test_full_size_model_is_mmpretrain_classifier_layout():
     assert round(sum(p.numel() for p in model.parameters()) / 1e6, 2) == \
         30.85
     assert len(model.state_dict()) == 241
-    import mmvheat.models  # noqa: F401
     from mmpretrain.registry import MODELS
+
+    import mmvheat.models  # noqa: F401
     cfg = Config.fromfile(CLS_CONFIG.format('tiny')).model
     cfg.backbone.init_cfg = None
     theirs = MODELS.build(cfg).state_dict()

@@ -13,8 +13,8 @@ exported with dynamic shapes, tables computed in the graph) and
 tables baked in), vHeat inference in fp32 only.
 """
 import os
-import tempfile
 import statistics
+import tempfile
 import time
 from typing import Dict, List
 
@@ -226,8 +226,7 @@ def onnxruntime_model(model: nn.Module, spec: str, mode: str, dtype: str,
     and loaded in an ONNX Runtime CPU session with torch's thread count;
     returns a callable on tensors. Dynamic shapes unless ``fixed`` (then
     the decay tables are constants)."""
-    from mmvheat.deployment import (OnnxModel, export_onnx,
-                                    exportable_backbone)
+    from mmvheat.deployment import OnnxModel, export_onnx, exportable_backbone
     if not spec.startswith('vheat') or mode != 'infer' or dtype != 'fp32' \
             or device != 'cpu' or not isinstance(model.backbone, VHeat):
         raise ValueError('onnxruntime rows: vheat models, infer, fp32, cpu '

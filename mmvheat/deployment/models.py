@@ -15,10 +15,15 @@ import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from mmvheat.checkpoint import (CheckpointError, adapt_freq_embeds,
-                                classifier_state_dict, describe_misfit,
-                                extract_weights, read_checkpoint,
-                                state_dict_misfit)
+from mmvheat.checkpoint import (
+    CheckpointError,
+    adapt_freq_embeds,
+    classifier_state_dict,
+    describe_misfit,
+    extract_weights,
+    read_checkpoint,
+    state_dict_misfit,
+)
 from .graph import exportable_backbone, exportable_pooling
 
 __all__ = ['DeployError', 'TASKS', 'task_of', 'build_deploy_model',

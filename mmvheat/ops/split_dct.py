@@ -35,8 +35,8 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple
 import torch
 
 __all__ = [
-    'SPLIT_MAX_DEPTH', 'SPLIT_MIN_LENGTH', 'AxisPlan', 'axis_plan', 'fold', 'split_depth',
-    'split_filter', 'split_lengths', 'unfold'
+    'SPLIT_MAX_DEPTH', 'SPLIT_MIN_LENGTH', 'AxisPlan', 'axis_plan', 'fold',
+    'split_depth', 'split_filter', 'split_lengths', 'unfold'
 ]
 
 # The fixed rule of the opt-in 'split' filter, the same with and without

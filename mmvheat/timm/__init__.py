@@ -24,8 +24,14 @@ except ImportError as err:  # pragma: no cover - message only
         '`pip install timm==1.0.31`, or use mmvheat.models.VHeat directly'
     ) from err
 
-from .vheat import (VHeatTimm, checkpoint_filter_fn, vheat_base,
-                    vheat_model_names, vheat_small, vheat_tiny)
+from .vheat import (
+    VHeatTimm,
+    checkpoint_filter_fn,
+    vheat_base,
+    vheat_model_names,
+    vheat_small,
+    vheat_tiny,
+)
 
 __all__ = [
     'VHeatTimm', 'checkpoint_filter_fn', 'vheat_model_names', 'vheat_tiny',

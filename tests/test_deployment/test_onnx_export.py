@@ -6,9 +6,16 @@ import torch
 import torch.nn as nn
 
 from conftest import rel_err
-from mmvheat.deployment import (DeployError, OnnxBackbone, check_opset,
-                                check_size, export_onnx, exportable_backbone,
-                                quantize_onnx, quantize_torch)
+from mmvheat.deployment import (
+    DeployError,
+    OnnxBackbone,
+    check_opset,
+    check_size,
+    export_onnx,
+    exportable_backbone,
+    quantize_onnx,
+    quantize_torch,
+)
 from mmvheat.deployment.graph import MatmulAdaptiveAvgPool2d
 from mmvheat.models import VHeat
 

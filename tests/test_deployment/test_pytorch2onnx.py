@@ -9,8 +9,12 @@ from mmengine.config import Config
 
 from conftest import REPO_ROOT
 from mmvheat.checkpoint import CheckpointError
-from mmvheat.deployment import (DeployError, OnnxClassifier,
-                                build_deploy_model, task_of)
+from mmvheat.deployment import (
+    DeployError,
+    OnnxClassifier,
+    build_deploy_model,
+    task_of,
+)
 
 TOOL = os.path.join(REPO_ROOT, 'tools', 'deployment', 'pytorch2onnx.py')
 CLS_CONFIG = os.path.join(REPO_ROOT, 'configs', 'demo',

@@ -2,8 +2,13 @@
 import pytest
 import torch
 
-from conftest import SMALL, SMALL_PRE, randomised_reference, rel_err
-from conftest import resolve_impl
+from conftest import (
+    SMALL,
+    SMALL_PRE,
+    randomised_reference,
+    rel_err,
+    resolve_impl,
+)
 from mmvheat.checkpoint import map_legacy_keys
 from mmvheat.models import VHeat
 from mmvheat.models.backbones.heat_conduction import HeatConductionOperator

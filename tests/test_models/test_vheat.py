@@ -3,8 +3,14 @@ deploy and input errors."""
 import pytest
 import torch
 
-from conftest import (SMALL, SMALL_PRE, randomise, randomised_reference,
-                      reference_for, rel_err)
+from conftest import (
+    SMALL,
+    SMALL_PRE,
+    randomise,
+    randomised_reference,
+    reference_for,
+    rel_err,
+)
 from mmvheat.checkpoint import map_legacy_keys
 from mmvheat.models import VHeat
 
@@ -32,6 +38,7 @@ def test_classifier_matches_official_head():
     official classifier: classifier.0 -> backbone.outnorm3,
     classifier.3 -> head.fc."""
     from mmpretrain.registry import MODELS
+
     import mmvheat.models  # noqa: F401
     from mmvheat.checkpoint import classifier_state_dict
     clf = MODELS.build(

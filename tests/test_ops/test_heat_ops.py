@@ -4,8 +4,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmvheat.ops import (dct2d, dct_matrix, decay_map, heat_decay, heat_filter,
-                         idct2d, resize_freq_embed, separable_transform)
+from mmvheat.ops import (
+    dct2d,
+    dct_matrix,
+    decay_map,
+    heat_decay,
+    heat_filter,
+    idct2d,
+    resize_freq_embed,
+    separable_transform,
+)
 
 
 def dct_formula(n):

@@ -6,11 +6,21 @@ import pytest
 import torch
 
 from conftest import rel_err
-from mmvheat.ops import (dct_bases, dct_matrix, dense_filter, heat_filter,
-                         split_filter)
-from mmvheat.ops import filters
-from mmvheat.ops.split_dct import (axis_plan, fold, split_depth,
-                                   split_lengths, unfold)
+from mmvheat.ops import (
+    dct_bases,
+    dct_matrix,
+    dense_filter,
+    filters,
+    heat_filter,
+    split_filter,
+)
+from mmvheat.ops.split_dct import (
+    axis_plan,
+    fold,
+    split_depth,
+    split_lengths,
+    unfold,
+)
 
 # odd, even, power-of-two and prime lengths; square and not
 SIZES = [(7, 7), (13, 9), (16, 32), (12, 20), (17, 31), (24, 11), (1, 5),

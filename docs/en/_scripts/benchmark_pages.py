@@ -36,6 +36,54 @@ NOT_RECORDED = 'not recorded'
 # the notes written when the result was committed.
 PAGES = [
     dict(
+        name='plain',
+        title='The plain model against the previous implementation',
+        intro=(
+            'The plain model (no implicit decay tables, one forward path, '
+            'selective activation checkpointing in training, the split DCT '
+            'opt-in) against the commit before it (cf3ddfb) in the same '
+            'interleaved sweeps: rows ending in `@against` are that '
+            'commit\'s code. Both are deployed for inference unless the '
+            'result says `--no-deploy` (the previous code then still reused '
+            'its tables in eval mode; the plain model computes its factors '
+            'in every forward). `+nocp` rows train without selective '
+            'checkpointing; `vheat-t:reference` is the authors\' layout '
+            '(`mmvheat.analysis.reference_vheat`). These runs shared the '
+            'two cores with other jobs, so their absolute throughput is low '
+            'and only ratios within a sweep mean anything. Reproduce with a '
+            'worktree of the old commit:\n\n'
+            '```bash\n'
+            'git worktree add /tmp/prev cf3ddfb\n'
+            'python tools/analysis_tools/benchmark.py --models vheat-t:matmul '
+            '\\\n'
+            '    --against /tmp/prev --modes infer train --resolutions 224 '
+            '1024 --repeat 3\n'
+            '```'),
+        results=[
+            dict(path='plain_against_main',
+                 title='Inference (deployed) and training step, fp32'),
+            dict(path='plain_against_main_nodeploy',
+                 title='Inference without a deploy step, fp32',
+                 command='python tools/analysis_tools/benchmark.py --models '
+                         'vheat-t:matmul --modes infer --no-deploy '
+                         '--resolutions 224 1024 --against /tmp/prev '
+                         '--repeat 3'),
+            dict(path='plain_train_peers',
+                 title='Training step against Swin-T and ConvNeXt-T, 224',
+                 command='python tools/analysis_tools/benchmark.py --models '
+                         'vheat-t:matmul vheat-t:matmul+nocp swin-t '
+                         'convnext-t --modes train --resolutions 224 '
+                         '--batch-sizes 8 --repeat 3'),
+            dict(path='plain_memory_512',
+                 title='Training-step memory at 512 against the authors\' '
+                       'layout, fp32 and bf16',
+                 command='python tools/analysis_tools/benchmark.py --models '
+                         'vheat-t:reference vheat-t:matmul '
+                         'vheat-t:matmul+nocp --modes train --resolutions 512 '
+                         '--batch-sizes 2 --dtypes fp32 bf16 --warmup 1 '
+                         '--runs 1'),
+        ]),
+    dict(
         name='speed',
         title='Speed and memory against Swin-T and ConvNeXt-T',
         intro=(

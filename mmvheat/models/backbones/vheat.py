@@ -13,8 +13,13 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
 from mmvheat.checkpoint import load_backbone_weights, map_legacy_keys
-from mmvheat.ops import (DEFAULT_IMPL, HCO_IMPLS, dct_bases, fve_grid_for,
-                         resize_freq_embed)
+from mmvheat.ops import (
+    DEFAULT_IMPL,
+    HCO_IMPLS,
+    dct_bases,
+    fve_grid_for,
+    resize_freq_embed,
+)
 from mmvheat.registry import MODELS
 from .heat_conduction import HeatBlock
 
@@ -206,8 +211,8 @@ class VHeat(BaseModule):
         self.img_size = self._pair(img_size, 'img_size')
         self.out_indices = self._parse_out_indices(out_indices)
         if not -1 <= frozen_stages <= self.num_stages:
-            raise ValueError(f'frozen_stages must be in [-1, {self.num_stages}]'
-                             f', got {frozen_stages}')
+            raise ValueError('frozen_stages must be in '
+                             f'[-1, {self.num_stages}], got {frozen_stages}')
         self.frozen_stages = frozen_stages
         self.with_cp = with_cp
         self.hco_impl = hco_impl
