@@ -67,7 +67,7 @@ def test_config_builds(path):
     cfg = load(path)
     name = osp.splitext(osp.basename(path))[0]
     arch, dpr, img_size, checkpoint = EXPECTED[name]
-    assert cfg.custom_imports.imports == ['mmvheat.models']
+    assert cfg.custom_imports.imports == ['mmvheat.models', 'mmvheat.engine']
     assert 'checkpoint' in cfg and 'data_root' in cfg
     bb = cfg.model.backbone
     assert (bb.arch, bb.drop_path_rate, bb.img_size) == (arch, dpr, img_size)
@@ -249,16 +249,17 @@ def decay_by_name(cfg):
 ])
 def test_downstream_weight_decay_as_authors(path, wd):
     """custom_keys={'norm': 0}: every name containing 'norm' undecayed;
-    downsample LayerNorms (layers.i.N.1), FVEs, biases, gammas decayed."""
+    downsample LayerNorms (the authors' layers.i.N.1, our downsamples.i.1),
+    FVEs, biases, gammas decayed."""
     cfg = load(path)
     cfg = shrink(cfg, post_norm=True, layer_scale=1e-5)
     decay = decay_by_name(cfg)
     for name in ('backbone.layers.0.0.norm1.weight',
                  'backbone.layers.0.0.op.out_norm.bias',
                  'backbone.outnorm2.weight',
-                 'backbone.patch_embed.norm1.1.weight'):
+                 'backbone.patch_embed.norm1.weight'):
         assert decay[name] == 0, name
-    for name in ('backbone.layers.0.1.1.weight', 'backbone.freq_embed.0',
+    for name in ('backbone.downsamples.0.1.weight', 'backbone.freq_embed.0',
                  'backbone.layers.1.0.op.linear.bias',
                  'backbone.layers.1.0.gamma1',
                  'backbone.layers.2.0.mlp.fc1.weight'):

@@ -39,11 +39,10 @@ import importlib.util
 importlib.util.find_spec = (lambda f: lambda name, *a: None
     if name.split('.')[0] in BLOCKED else f(name, *a))(importlib.util.find_spec)
 import torch, mmvheat, mmvheat.models
-from mmvheat.models import VHeat, register_in_libraries
+from mmvheat.models import VHeat
 m = VHeat(dict(depths=[1, 1, 1, 1], dims=8), out_indices=(0, 3))
 outs = m(torch.randn(1, 3, 35, 29))
 print([tuple(o.shape) for o in outs])
-print(register_in_libraries())
 assert not any(k.split('.')[0] in BLOCKED for k in sys.modules), \\
     [k for k in sys.modules if k.split('.')[0] in BLOCKED]
 """
@@ -54,7 +53,6 @@ def test_core_imports_without_task_libraries():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert '[(1, 8, 9, 8), (1, 64, 2, 1)]' in proc.stdout
-    assert "'mmdet': 'not installed'" in proc.stdout
 
 
 def test_install_script_repairs_a_downgraded_setuptools(tmp_path):
