@@ -608,6 +608,7 @@ def _describe(title: str, items: Iterable[str], limit: int = 20) -> str:
 
 
 LOAD_PURPOSES = ('test', 'resume', 'finetune')
+_FVE_SUFFIX = re.compile(r'(^|\.)freq_embed\.\d+$')
 
 
 def _vheat_prefixes(model: torch.nn.Module) -> List[str]:
@@ -718,7 +719,10 @@ def check_checkpoint_fits(model: torch.nn.Module,
         archs = '; '.join(_arch_of(modules[p[:-1]] if p else model, p)
                           for p in prefixes) or 'no vHeat backbone'
         hint = ''
-        if any(re.search(r'freq_embed\.\d+:', m) for m in mismatched):
+        if any(_FVE_SUFFIX.search(k) and k in state
+               and state[k].dim() == own[k].dim() == 3
+               and state[k].shape[2] == own[k].shape[2]
+               and state[k].shape[:2] != own[k].shape[:2] for k in own):
             hint = ('  (freq_embed shapes follow the backbone\'s img_size: '
                     'set model.backbone.img_size to the size the checkpoint '
                     'was trained at)\n')
@@ -744,7 +748,7 @@ def check_checkpoint_fits(model: torch.nn.Module,
 def _arch_of(backbone: torch.nn.Module, prefix: str) -> str:
     depths = list(getattr(backbone, 'depths', []))
     dims = list(getattr(backbone, 'dims', []))
-    return f'{prefix or "model."}: vHeat depths={depths}, dims={dims}'
+    return f'{prefix[:-1] or "model"}: vHeat depths={depths}, dims={dims}'
 
 
 def _short(keys: List[str], limit: int = 6) -> str:

@@ -25,6 +25,12 @@ os.environ['MMVHEAT_CACHE_DIR'] = os.path.join(tempfile.gettempdir(),
                                                'mmvheat-tests-no-cache')
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        'markers', 'slow: takes more than about 20 s (deselect with '
+        '-m "not slow")')
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
