@@ -14,12 +14,14 @@ from .models import (TASKS, DeployError, Normalize, build_deploy_model,
 from .onnx_export import (MIN_OPSET, check_opset, check_size, export_onnx,
                           max_rel_error, metadata_for, read_metadata,
                           verify_sizes)
+from .preprocess import check_input_values, file_preprocessing, preprocess
 from .quantize import quantize_onnx, quantize_torch
 from .runtime import OnnxBackbone, OnnxClassifier, OnnxModel, OnnxSegmentor
 
 __all__ = [
     'MIN_INPUT_SIZE', 'MIN_OPSET', 'TASKS', 'DeployError',
     'MatmulAdaptiveAvgPool2d', 'Normalize', 'OnnxBackbone', 'OnnxClassifier',
+    'check_input_values', 'file_preprocessing', 'preprocess',
     'OnnxModel', 'OnnxSegmentor', 'build_deploy_model', 'check_opset',
     'check_size', 'export_graph', 'export_onnx', 'exportable_backbone',
     'load_model_weights', 'max_rel_error', 'metadata_for', 'preprocess_of',
