@@ -718,6 +718,10 @@ def check_checkpoint_fits(model: torch.nn.Module,
     if missing or unexpected or mismatched:
         archs = '; '.join(_arch_of(modules[p[:-1]] if p else model, p)
                           for p in prefixes) or 'no vHeat backbone'
+        held = [_arch_in(state, p) for p in prefixes]
+        held = '; '.join(h for h in held if h)
+        if held:
+            archs += f'; the file holds {held}'
         hint = ''
         if any(_FVE_SUFFIX.search(k) and k in state
                and state[k].dim() == own[k].dim() == 3
@@ -749,6 +753,26 @@ def _arch_of(backbone: torch.nn.Module, prefix: str) -> str:
     depths = list(getattr(backbone, 'depths', []))
     dims = list(getattr(backbone, 'dims', []))
     return f'{prefix[:-1] or "model"}: vHeat depths={depths}, dims={dims}'
+
+
+def _arch_in(state: dict, prefix: str) -> str:
+    """The vHeat arch a state dict holds under ``prefix``, for messages."""
+    depths: Dict[int, int] = {}
+    dims: Dict[int, int] = {}
+    pattern = re.compile(re.escape(prefix) + r'layers\.(\d+)\.(\d+)\.norm1\.')
+    for key, value in state.items():
+        m = pattern.match(key)
+        if m:
+            stage = int(m.group(1))
+            depths[stage] = max(depths.get(stage, 0), int(m.group(2)) + 1)
+        m = re.match(re.escape(prefix) + r'freq_embed\.(\d+)$', key)
+        if m and value.dim() == 3:
+            dims[int(m.group(1))] = int(value.shape[-1])
+    if not depths:
+        return ''
+    stages = range(max(max(depths), max(dims, default=0)) + 1)
+    return (f'depths={[depths.get(i, 0) for i in stages]}, '
+            f'dims={[dims.get(i, 0) for i in stages]}')
 
 
 def _short(keys: List[str], limit: int = 6) -> str:

@@ -78,6 +78,8 @@ def test_wrong_architecture_is_refused_naming_keys(purpose):
     msg = str(info.value)
     assert 'S.pth does not fit this Classifier' in msg
     assert 'depths=[1, 2, 1, 1]' in msg  # the model's arch
+    assert 'the file holds depths=[1, 2, 2, 1], dims=[24, 48, 96, 192]' \
+        in msg
     assert 'unexpected keys' in msg and 'backbone.layers.2.1.' in msg
     assert 'shape mismatches' in msg
     assert 'backbone.patch_embed.conv1.weight: checkpoint (12, 3, 3, 3) ' \
@@ -275,3 +277,32 @@ def test_corrupt_cached_download_names_url_and_rm(tmp_path, monkeypatch):
         assert f'Remove it with `rm "{cached}"`' in msg
         assert 'MMVHEAT_UNSAFE_LOAD' not in msg
         assert cached.exists()
+
+
+def test_mask_rcnn_t_config_refuses_the_vheat_s_detection_file():
+    """The realistic case of reproduction 1: the Mask R-CNN vHeat-T config
+    tested with a vHeat-S detection checkpoint (full-size models)."""
+    import importlib
+
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    models = {}
+    for arch in ('t', 's'):
+        cfg = Config.fromfile(os.path.join(
+            REPO_ROOT, f'configs/detection/mask-rcnn_vheat-{arch}_fpn_1x_'
+            'coco.py'))
+        cfg.model.backbone.init_cfg = None
+        registry = importlib.import_module(f'{cfg.default_scope}.registry')
+        with DefaultScope.overwrite_default_scope(cfg.default_scope):
+            models[arch] = registry.MODELS.build(cfg.model)
+    ckpt = dict(state_dict=models['s'].state_dict(), meta=dict(epoch=12))
+    with pytest.raises(CheckpointError) as info:
+        check_checkpoint_fits(models['t'], ckpt, 'test', 'vheat_small_det.pth')
+    msg = str(info.value)
+    assert msg.startswith('vheat_small_det.pth does not fit this MaskRCNN '
+                          '(backbone: vHeat depths=[2, 2, 6, 2]')
+    assert 'the file holds depths=[2, 2, 18, 2], dims=[96, 192, 384, ' \
+        '768]' in msg
+    assert 'unexpected keys (264)' in msg and 'gamma1' in msg
+    # the same file fits its own config
+    check_checkpoint_fits(models['s'], ckpt, 'test', 'vheat_small_det.pth')
