@@ -14,7 +14,14 @@ Formats:
 * a **bare** state dict.
 
 Loading always uses ``weights_only=True`` (plus the types mmengine writes),
-so no arbitrary object is unpickled.
+so no arbitrary object is unpickled; :func:`read_checkpoint` is the one
+reader of every path, with one message per kind of bad file.
+
+Strict loading: :func:`check_checkpoint_fits` is the rule for checkpoints
+that mmengine's runner loads (test, ``--resume``, ``load_from``), applied by
+:class:`mmvheat.engine.StrictLoadHook` before any weight is copied;
+``init_cfg`` goes through :func:`load_backbone_weights`, which is strict on
+its own.
 
 Key layouts. The authors' files store the stem norms as ``norm1.1.*``
 (inside a permute Sequential), the MLP as 1x1 convs ((out, in, 1, 1)
@@ -200,8 +207,8 @@ def safe_torch_load(filename: str, map_location=None) -> Any:
                 f'Could not load {filename!r} safely (weights_only=True): '
                 'it is a well-formed checkpoint, but it holds objects '
                 'outside the types mmengine writes'
-                f'{" (" + ", ".join(sorted(set(found))) + ")" if found else ""}'
-                f'.\nIf you trust this file, set {UNSAFE_ENV}=1 to load it '
+                + (f' ({", ".join(sorted(set(found)))})' if found else '')
+                + f'.\nIf you trust this file, set {UNSAFE_ENV}=1 to load it '
                 'with full unpickling.') from err
 
 
@@ -298,10 +305,12 @@ def read_checkpoint(path: str, map_location='cpu',
             str(err).replace(repr(path), repr(path) + origin, 1)) \
             from err.__cause__
     except Exception as err:  # truncated, corrupt or not a torch file
+        kind = '' if isinstance(err, CheckpointError) else \
+            f'{type(err).__name__}: '
+        first = str(err).splitlines()[0] if str(err) else ''
         raise CheckpointError(
             f'could not read {path}{origin} as a torch checkpoint: '
-            f'{"" if isinstance(err, CheckpointError) else type(err).__name__ + ": "}'
-            f'{str(err).splitlines()[0] if str(err) else ""}{fix}') from err
+            f'{kind}{first}{fix}') from err
     if not isinstance(ckpt, dict):
         raise CheckpointError(f'{path}{origin} holds a '
                               f'{type(ckpt).__name__}, not a checkpoint dict')

@@ -6,16 +6,13 @@ tests/test_tools/test_tidy_errors.py.
 """
 import logging
 import os
-import subprocess
-import sys
 from collections import OrderedDict
 
 import pytest
 import torch
 import torch.nn as nn
 
-from conftest import (REPO_ROOT, SMALL, save_official_checkpoint,
-                      save_tiny_official)
+from conftest import REPO_ROOT, SMALL
 from mmvheat.checkpoint import (CheckpointError, UnsafeCheckpointError,
                                 check_checkpoint_fits, convert_checkpoint,
                                 load_backbone_weights, read_checkpoint)

@@ -129,7 +129,7 @@ def test_libraries_own_test_tool_refuses_wrong_architecture(ws):
 
 
 @pytest.mark.parametrize('case', ['config', 'checkpoint', 'data_root',
-                                  'data_folder', 'text_file'])
+                                  'data_folder', 'ann_file', 'text_file'])
 def test_missing_or_bad_inputs_are_one_line(ws, case):
     tmp, cfg = ws
     args = {
@@ -140,6 +140,8 @@ def test_missing_or_bad_inputs_are_one_line(ws, case):
                       f'test_dataloader.dataset.data_root={tmp / "none"}'),
         'data_folder': ('tools/train.py', cfg, '--cfg-options',
                         'train_dataloader.dataset.data_prefix=missing'),
+        'ann_file': ('tools/test.py', cfg, tmp / 'good.pth', '--cfg-options',
+                     'test_dataloader.dataset.ann_file=meta/val.txt'),
         'text_file': ('tools/test.py', cfg, tmp / 'text.pth',
                       '--work-dir', tmp / 'w_text'),
     }[case]
@@ -148,6 +150,7 @@ def test_missing_or_bad_inputs_are_one_line(ws, case):
         'checkpoint': 'checkpoint not found',
         'data_root': "data_root '" + str(tmp / 'none'),
         'data_folder': 'data folder',
+        'ann_file': "annotation file '" + str(tmp / 'imagenet' / 'meta'),
         'text_file': "not in torch's zip format (it starts with text",
     }[case]
     rc, out, err = tool(*args)
