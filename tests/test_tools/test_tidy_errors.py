@@ -213,3 +213,34 @@ def test_converter_bad_file_is_one_line(ws):
     assert rc == 1
     assert "not in torch's zip format" in one_error('vheat_to_mmvheat.py',
                                                     out, err)
+
+
+def test_run_tool_reports_expected_errors_only(capsys, monkeypatch):
+    """run_tool in-process: expected errors -> one line and status 1;
+    --debug or MMVHEAT_DEBUG=1 -> the exception; a bug -> the exception."""
+    from mmvheat.checkpoint import CheckpointError
+    from mmvheat.download import DownloadError
+    from mmvheat.utils import ToolError, run_tool
+    monkeypatch.delenv('MMVHEAT_DEBUG', raising=False)
+
+    def failing(error):
+        def main(argv):
+            raise error
+        return main
+
+    for error in (CheckpointError('bad file'), DownloadError('offline'),
+                  FileNotFoundError('config file not found: x.py'),
+                  ToolError('--tta needs tta_model')):
+        assert run_tool(failing(error), 'tool.py', []) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f'tool.py: error: {error}\n')
+        assert 'Traceback' not in err
+        with pytest.raises(type(error)):
+            run_tool(failing(error), 'tool.py', ['--debug'])
+    monkeypatch.setenv('MMVHEAT_DEBUG', '1')
+    with pytest.raises(CheckpointError):
+        run_tool(failing(CheckpointError('x')), 'tool.py', [])
+    monkeypatch.delenv('MMVHEAT_DEBUG')
+    with pytest.raises(ZeroDivisionError):
+        run_tool(failing(ZeroDivisionError()), 'tool.py', [])
+    assert run_tool(lambda argv: None, 'tool.py', []) == 0
