@@ -244,3 +244,19 @@ def test_run_tool_reports_expected_errors_only(capsys, monkeypatch):
     with pytest.raises(ZeroDivisionError):
         run_tool(failing(ZeroDivisionError()), 'tool.py', [])
     assert run_tool(lambda argv: None, 'tool.py', []) == 0
+
+
+def test_tools_add_the_hook_to_a_config_without_it(ws):
+    """A config whose custom_hooks lack StrictLoadHook gets it from our
+    tools (load_config); one that lists it keeps one."""
+    from mmvheat.utils import ensure_strict_loading, load_config
+    tmp, cfg = ws
+    bare = tmp / 'no_hooks.py'
+    bare.write_text(f'_base_ = [{cfg!r}]\ncustom_hooks = []\n')
+    loaded = load_config(str(bare))
+    assert [h['type'] for h in loaded.custom_hooks] == \
+        ['mmvheat.StrictLoadHook']
+    assert not ensure_strict_loading(loaded)
+    full = load_config(cfg)
+    assert [h['type'] for h in full.custom_hooks].count(
+        'mmvheat.StrictLoadHook') == 1
