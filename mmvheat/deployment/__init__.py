@@ -21,10 +21,11 @@ from .runtime import OnnxBackbone, OnnxClassifier, OnnxModel, OnnxSegmentor
 __all__ = [
     'MIN_INPUT_SIZE', 'MIN_OPSET', 'TASKS', 'DeployError',
     'MatmulAdaptiveAvgPool2d', 'Normalize', 'OnnxBackbone', 'OnnxClassifier',
-    'check_input_values', 'file_preprocessing', 'preprocess',
     'OnnxModel', 'OnnxSegmentor', 'build_deploy_model', 'check_opset',
     'check_size', 'export_graph', 'export_onnx', 'exportable_backbone',
     'load_model_weights', 'max_rel_error', 'metadata_for', 'preprocess_of',
     'quantize_onnx', 'quantize_torch', 'read_metadata', 'reference_outputs',
     'task_of', 'verify_sizes'
 ]
+# images -> what an exported file takes (mmvheat.deployment.preprocess)
+__all__ += ['check_input_values', 'file_preprocessing', 'preprocess']
