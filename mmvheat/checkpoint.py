@@ -14,7 +14,14 @@ Formats:
 * a **bare** state dict.
 
 Loading always uses ``weights_only=True`` (plus the types mmengine writes),
-so no arbitrary object is unpickled.
+so no arbitrary object is unpickled; :func:`read_checkpoint` is the one
+reader of every path, with one message per kind of bad file.
+
+Strict loading: :func:`check_checkpoint_fits` is the rule for checkpoints
+that mmengine's runner loads (test, ``--resume``, ``load_from``), applied by
+:class:`mmvheat.engine.StrictLoadHook` before any weight is copied;
+``init_cfg`` goes through :func:`load_backbone_weights`, which is strict on
+its own.
 
 Key layouts. The authors' files store the stem norms as ``norm1.1.*``
 (inside a permute Sequential), the MLP as 1x1 convs ((out, in, 1, 1)
@@ -54,14 +61,20 @@ __all__ = [
     'extract_weights', 'map_legacy_keys', 'official_classifier_keys',
     'backbone_state_dict', 'classifier_state_dict', 'adapt_freq_embeds',
     'load_backbone_weights', 'convert_checkpoint', 'state_dict_misfit',
-    'describe_misfit', 'FVE_MODES'
+    'describe_misfit', 'FVE_MODES', 'LOAD_PURPOSES', 'check_checkpoint_fits'
 ]
 
 UNSAFE_ENV = 'MMVHEAT_UNSAFE_LOAD'
 
 
-class UnsafeCheckpointError(RuntimeError):
-    """A checkpoint holds objects outside the allowlist."""
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used as asked (missing, unreadable,
+    corrupt, or its format, keys or shapes do not fit)."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A well-formed checkpoint that holds objects outside the allowlist
+    (only then is ``MMVHEAT_UNSAFE_LOAD=1`` the way out)."""
 
 
 class InertCfgNode:
@@ -126,6 +139,35 @@ def mmengine_safe_globals() -> List[Any]:
     ] + _numpy_globals()
 
 
+def _pickle_problem(filename: str) -> Optional[str]:
+    """Why the pickle inside a torch zip file is malformed, or None.
+
+    Walks the opcodes of ``*/data.pkl`` without executing them
+    (``pickletools``): a truncated stream, an unknown opcode or a ``GLOBAL``
+    whose names are not Python identifiers mean a corrupt file, not an
+    unsafe one.
+    """
+    import pickletools
+    try:
+        with zipfile.ZipFile(filename) as archive:
+            names = [n for n in archive.namelist()
+                     if n.endswith('data.pkl')]
+            if not names:
+                return 'the zip archive holds no data.pkl'
+            data = archive.read(names[0])
+        for opcode, arg, _ in pickletools.genops(data):
+            if opcode.name == 'GLOBAL':
+                parts = str(arg).split(' ')
+                if len(parts) != 2 or not all(
+                        part and all(p.isidentifier()
+                                     for p in part.split('.'))
+                        for part in parts):
+                    return f'malformed global {arg!r} in its pickle'
+    except Exception as err:  # zipfile.BadZipFile, ValueError, CRC errors
+        return f'{type(err).__name__}: {err}'
+    return None
+
+
 def safe_torch_load(filename: str, map_location=None) -> Any:
     """``torch.load`` with ``weights_only=True`` plus mmengine's types.
 
@@ -137,8 +179,11 @@ def safe_torch_load(filename: str, map_location=None) -> Any:
         The loaded object.
 
     Raises:
-        UnsafeCheckpointError: The file holds objects outside the allowlist
-            (and ``MMVHEAT_UNSAFE_LOAD=1`` is not set); the message names them.
+        UnsafeCheckpointError: The file is a well-formed checkpoint that
+            holds objects outside the allowlist (and ``MMVHEAT_UNSAFE_LOAD=1``
+            is not set); the message names them.
+        CheckpointError: The allowlisted unpickler failed on a malformed
+            pickle (a corrupt file): no advice to load it unsafely.
     """
     if not hasattr(torch.serialization, 'safe_globals'):
         # torch < 2.5: no allowlists; torch.load's default (full unpickling
@@ -152,11 +197,19 @@ def safe_torch_load(filename: str, map_location=None) -> Any:
             return torch.load(filename, map_location=map_location,
                               weights_only=True)
         except pickle.UnpicklingError as err:
+            problem = _pickle_problem(filename)
+            if problem is not None:
+                raise CheckpointError(
+                    f'its pickle is malformed ({problem}): the file is '
+                    'corrupt') from err
+            found = re.findall(r'GLOBAL ([\w.]+)', str(err))
             raise UnsafeCheckpointError(
                 f'Could not load {filename!r} safely (weights_only=True): '
-                f'it holds objects outside the types mmengine writes.\n'
-                f'{str(err).splitlines()[0]}\nIf you trust this file, set '
-                f'{UNSAFE_ENV}=1 to load it with full unpickling.') from err
+                'it is a well-formed checkpoint, but it holds objects '
+                'outside the types mmengine writes'
+                + (f' ({", ".join(sorted(set(found)))})' if found else '')
+                + f'.\nIf you trust this file, set {UNSAFE_ENV}=1 to load it '
+                'with full unpickling.') from err
 
 
 def official_classifier_keys(weights: dict) -> 'OrderedDict':
@@ -180,49 +233,87 @@ FVE_MODES = ('pad', 'bicubic')
 _FVE_KEY = re.compile(r'^freq_embed\.(\d+)$')
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be used as asked (format, keys, shapes)."""
+def _looks_like(path: str) -> str:
+    """A hint on what a non-checkpoint file holds, from its first bytes."""
+    try:
+        with open(path, 'rb') as f:
+            head = f.read(64)
+    except OSError:
+        return ''
+    if not head:
+        return ' (the file is empty)'
+    text = head.decode('utf-8', 'replace')
+    if head.lstrip()[:1] in (b'<', b'{') or text.isprintable() or all(
+            c.isprintable() or c.isspace() for c in text):
+        return f' (it starts with text: {text[:40]!r})'
+    return ''
 
 
-def read_checkpoint(path: str, map_location='cpu') -> dict:
+def read_checkpoint(path: str, map_location='cpu',
+                    url: Optional[str] = None) -> dict:
     """Load a checkpoint file or URL safely (``weights_only=True``).
+
+    The one reader of every path that opens a checkpoint (tools/test.py,
+    ``--resume``, ``load_from``, ``init_cfg``, the converter, the ONNX
+    exporter, timm), so a bad file gives the same message everywhere:
+
+    * missing: :class:`FileNotFoundError` naming the path;
+    * not torch's zip format (text, an HTML page, a truncated download, a
+      file of torch < 1.6): :class:`CheckpointError`;
+    * a zip whose pickle or tensor data are corrupt: :class:`CheckpointError`
+      (never advising ``MMVHEAT_UNSAFE_LOAD``);
+    * a well-formed file holding objects outside the allowlist:
+      :class:`UnsafeCheckpointError`, which names them and is the only one
+      that mentions ``MMVHEAT_UNSAFE_LOAD``.
+
+    A bad file in the download cache is named with its URL and the command
+    that removes it (it is not deleted: the next run downloads it again once
+    it is gone).
 
     Args:
         path (str): A local file, or an ``http(s)://`` URL: downloaded once
             into the cache (see :mod:`mmvheat.download`), then read as a
             local file.
         map_location: As for ``torch.load``. Defaults to 'cpu'.
+        url (str, optional): The URL a local ``path`` was downloaded from
+            (for messages). Defaults to None.
 
     Returns:
         dict: The file's top-level dict.
     """
     path = str(path)
-    origin = ''
     if is_url(path):
         url, path = path, download_checkpoint(path)
-        origin = (f' (the cached download of {url}; delete it to download '
-                  'again)')
     path = osp.expanduser(path)
+    origin, fix = '', ''
+    if url:
+        origin = f' (the cached download of {url})'
+        fix = (f'\nRemove it with `rm "{path}"` and run again to download '
+               'it afresh.')
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint file not found: {path}')
     if not zipfile.is_zipfile(path):
         raise CheckpointError(
             f'could not read {path}{origin} as a torch checkpoint: it is not '
-            "in torch's zip format (a corrupt or truncated download, or a "
-            'file from torch < 1.6: re-save it with a current torch)')
+            f"in torch's zip format{_looks_like(path)}; a truncated or "
+            'corrupt download, an error page, or a file of torch < 1.6 (re-'
+            f'save that with a current torch){fix}')
     try:
         ckpt = safe_torch_load(path, map_location=map_location)
-    except UnsafeCheckpointError:
-        raise
+    except UnsafeCheckpointError as err:
+        raise UnsafeCheckpointError(
+            str(err).replace(repr(path), repr(path) + origin, 1)) \
+            from err.__cause__
     except Exception as err:  # truncated, corrupt or not a torch file
-        # (a corrupt pickle can also fail the allowlist; never advise
-        # MMVHEAT_UNSAFE_LOAD for it)
+        kind = '' if isinstance(err, CheckpointError) else \
+            f'{type(err).__name__}: '
+        first = str(err).splitlines()[0] if str(err) else ''
         raise CheckpointError(
             f'could not read {path}{origin} as a torch checkpoint: '
-            f'{type(err).__name__}: {err}') from err
+            f'{kind}{first}{fix}') from err
     if not isinstance(ckpt, dict):
-        raise CheckpointError(f'{path} holds a {type(ckpt).__name__}, not a '
-                              'checkpoint dict')
+        raise CheckpointError(f'{path}{origin} holds a '
+                              f'{type(ckpt).__name__}, not a checkpoint dict')
     return ckpt
 
 
@@ -523,6 +614,179 @@ def _describe(title: str, items: Iterable[str], limit: int = 20) -> str:
     more = f' ... (+{len(items) - limit} more)' if len(items) > limit else ''
     return f'  {title} ({len(items)}): {items[:limit]}{more}\n'
 
+
+
+LOAD_PURPOSES = ('test', 'resume', 'finetune')
+_FVE_SUFFIX = re.compile(r'(^|\.)freq_embed\.\d+$')
+
+
+def _vheat_prefixes(model: torch.nn.Module) -> List[str]:
+    """Key prefixes of the vHeat backbones inside ``model`` ('' for the
+    model itself). Found by their interface (``fve_grid``, ``freq_embed``),
+    so this module does not import the model."""
+    return [
+        f'{name}.' if name else ''
+        for name, module in model.named_modules()
+        if hasattr(module, 'fve_grid') and hasattr(module, 'freq_embed')
+    ]
+
+
+def check_checkpoint_fits(model: torch.nn.Module,
+                          checkpoint: dict,
+                          purpose: str,
+                          source: str = 'checkpoint') -> dict:
+    """The strict-loading rule, applied to a loaded mmengine checkpoint
+    before its ``state_dict`` goes into ``model``.
+
+    mmengine's runner loads ``load_from``, ``--resume`` and ``tools/test.py``
+    checkpoints with ``strict=False`` and only logs what did not fit, so a
+    wrong-architecture file would leave random weights and still give a
+    metric. :class:`mmvheat.engine.StrictLoadHook` calls this function
+    from ``after_load_checkpoint``, before the weights are copied:
+
+    * ``'test'`` and ``'resume'``: every key of the model must be in the file
+      with its shape; keys the model does not have are an error inside a
+      vHeat backbone, and are ignored (one log line) elsewhere in a test;
+    * ``'finetune'`` (``load_from`` when training): the vHeat backbone must
+      fit (its FVEs are zero-padded to the model's grid, and the
+      ``outnorm{i}`` of a classification file may be absent); the other
+      modules' keys may differ (a head with another class count): those
+      that do are dropped from the file's state dict and listed in one log
+      line.
+
+    Keys in the authors' layout are mapped first (as the model does on
+    load), and ``module.`` prefixes are stripped (as mmengine does).
+
+    Args:
+        model (nn.Module): The model (not a DDP wrapper).
+        checkpoint (dict): What mmengine's ``CheckpointLoader`` returned;
+            its ``state_dict`` (or the dict itself) is checked and, for
+            fine-tuning, trimmed in place.
+        purpose (str): 'test', 'resume' or 'finetune'.
+        source (str): The file's name for messages. Defaults to
+            'checkpoint'.
+
+    Returns:
+        dict: ``backbones`` (the vHeat prefixes), ``ignored`` (keys not
+        loaded) and ``adapted`` (FVE changes).
+
+    Raises:
+        CheckpointError: The file does not fit; the message names the
+            missing, unexpected and mismatched keys.
+    """
+    if purpose not in LOAD_PURPOSES:
+        raise ValueError(f'purpose must be one of {LOAD_PURPOSES}, got '
+                         f'{purpose!r}')
+    holder = checkpoint
+    if isinstance(checkpoint, dict) and 'state_dict' in checkpoint:
+        holder = checkpoint['state_dict']
+    if not isinstance(holder, dict):
+        raise CheckpointError(f'{source}: no state dict to load (got a '
+                              f'{type(holder).__name__})')
+    state = OrderedDict(
+        (k[len('module.'):] if k.startswith('module.') else k, v)
+        for k, v in holder.items())
+    prefixes = _vheat_prefixes(model)
+    for prefix in prefixes:
+        state = map_legacy_keys(state, prefix)
+    own = model.state_dict()
+    modules = dict(model.named_modules())
+
+    def in_backbone(key: str) -> bool:
+        return any(key.startswith(p) for p in prefixes)
+
+    adapted: List[str] = []
+    if purpose == 'finetune':
+        for prefix in prefixes:
+            backbone = modules[prefix[:-1]] if prefix else model
+            adapted += adapt_freq_embeds(
+                state, {i: backbone.fve_grid(i)
+                        for i in range(len(backbone.freq_embed))},
+                'pad', prefix)
+
+    def may_be_missing(key: str) -> bool:
+        if not in_backbone(key):
+            return purpose == 'finetune'
+        rest = next(key[len(p):] for p in prefixes if key.startswith(p))
+        return purpose == 'finetune' and _known_missing(rest)
+
+    missing, unexpected, mismatched = state_dict_misfit(
+        own, state, may_be_missing)
+    ignored = [k for k in own if k not in state]
+    if purpose == 'finetune':
+        # other modules' weights that do not fit are not loaded
+        for key in [k for k in own if k in state and not in_backbone(k)
+                    and state[k].shape != own[k].shape]:
+            ignored.append(key)
+            del state[key]
+        mismatched = [m for m in mismatched if in_backbone(m.split(':')[0])]
+    allowed_extra = [k for k in unexpected if not in_backbone(k)]
+    if purpose != 'resume':
+        unexpected = [k for k in unexpected if in_backbone(k)]
+        ignored += allowed_extra
+    if missing or unexpected or mismatched:
+        archs = '; '.join(_arch_of(modules[p[:-1]] if p else model, p)
+                          for p in prefixes) or 'no vHeat backbone'
+        held = [_arch_in(state, p) for p in prefixes]
+        held = '; '.join(h for h in held if h)
+        if held:
+            archs += f'; the file holds {held}'
+        hint = ''
+        if any(_FVE_SUFFIX.search(k) and k in state
+               and state[k].dim() == own[k].dim() == 3
+               and state[k].shape[2] == own[k].shape[2]
+               and state[k].shape[:2] != own[k].shape[:2] for k in own):
+            hint = ('  (freq_embed shapes follow the backbone\'s img_size: '
+                    'set model.backbone.img_size to the size the checkpoint '
+                    'was trained at)\n')
+        what = dict(test='testing', resume='resuming',
+                    finetune='fine-tuning (load_from)')[purpose]
+        raise CheckpointError(describe_misfit(
+            f'{source} does not fit this {type(model).__name__} ({archs}); '
+            f'refusing to load it for {what}: the results would come from '
+            'random or wrong weights.', missing, unexpected, mismatched,
+            limit=10) + hint)
+    if ignored:
+        print_log(
+            f'{source}: loaded for {purpose}'
+            f'{"; the vHeat backbone fits" if prefixes else ""}; not loaded '
+            f'({len(ignored)} keys, left as initialised or ignored as the '
+            f'rule for {purpose} allows): {_short(ignored)}',
+            logger='current', level=logging.WARNING)
+    holder.clear()
+    holder.update(state)
+    return dict(backbones=prefixes, ignored=ignored, adapted=adapted)
+
+
+def _arch_of(backbone: torch.nn.Module, prefix: str) -> str:
+    depths = list(getattr(backbone, 'depths', []))
+    dims = list(getattr(backbone, 'dims', []))
+    return f'{prefix[:-1] or "model"}: vHeat depths={depths}, dims={dims}'
+
+
+def _arch_in(state: dict, prefix: str) -> str:
+    """The vHeat arch a state dict holds under ``prefix``, for messages."""
+    depths: Dict[int, int] = {}
+    dims: Dict[int, int] = {}
+    pattern = re.compile(re.escape(prefix) + r'layers\.(\d+)\.(\d+)\.norm1\.')
+    for key, value in state.items():
+        m = pattern.match(key)
+        if m:
+            stage = int(m.group(1))
+            depths[stage] = max(depths.get(stage, 0), int(m.group(2)) + 1)
+        m = re.match(re.escape(prefix) + r'freq_embed\.(\d+)$', key)
+        if m and value.dim() == 3:
+            dims[int(m.group(1))] = int(value.shape[-1])
+    if not depths:
+        return ''
+    stages = range(max(max(depths), max(dims, default=0)) + 1)
+    return (f'depths={[depths.get(i, 0) for i in stages]}, '
+            f'dims={[dims.get(i, 0) for i in stages]}')
+
+
+def _short(keys: List[str], limit: int = 6) -> str:
+    more = f' ... (+{len(keys) - limit} more)' if len(keys) > limit else ''
+    return ', '.join(keys[:limit]) + more
 
 
 def convert_checkpoint(src: str,

@@ -13,6 +13,11 @@ mmvheat's cache (:mod:`mmvheat.download`). The authors' classification files
 also get a ``state_dict`` in mmpretrain's layout (their weights are under
 ``model``, which mmengine does not read).
 
+The loader only reads: whether the checkpoint fits the model is decided by
+:class:`mmvheat.engine.StrictLoadHook` (the rule is
+:func:`mmvheat.checkpoint.check_checkpoint_fits`), which mmengine's runner
+calls with the loaded checkpoint before it copies any weight.
+
 It changes process-wide state (mmengine's loader table), so it is an
 explicit step: :mod:`mmvheat.engine` installs it when imported, which our
 configs do through ``custom_imports`` and our tools do directly. Importing

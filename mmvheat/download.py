@@ -12,7 +12,8 @@
   renamed into place: a failed or partial download never leaves a cache
   entry;
 * concurrent processes (the ranks of a distributed run) take a file lock, so
-  one downloads and the others wait and read the cached file;
+  one downloads and the others wait and read the cached file; the lock file
+  is removed when the download ends, whether it succeeded or failed;
 * ``MMVHEAT_OFFLINE=1`` forbids downloading: a URL must already be cached.
 
 Standard library only (``urllib``).
@@ -90,18 +91,37 @@ def _how_to_fix(url: str, dst: str) -> str:
 
 @contextlib.contextmanager
 def _file_lock(path: str) -> Iterator[None]:
-    """An exclusive lock between processes (no-op where fcntl is missing)."""
+    """An exclusive lock between processes, on a lock file that is removed
+    again when the holder is done (success or failure), so no ``.lock`` file
+    stays in the cache. A waiter that wakes on a lock file already removed
+    takes the lock anew. A no-op where fcntl is missing (downloads still end
+    atomically)."""
     try:
         import fcntl
-    except ImportError:  # Windows: concurrent downloads still end atomically
+    except ImportError:  # Windows
         yield
         return
-    with open(path, 'a') as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+        except BaseException:
+            os.close(fd)
+            raise
+        if same:
+            break
+        os.close(fd)  # the holder removed it: lock the current file
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(path)  # before unlocking: waiters then start over
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 class _Progress:

@@ -103,6 +103,8 @@ def test_mmengine_loader_reads_url_safely(checkpoint_server, official_cls):
     CheckpointLoader: its http scheme is ours (safe loader, our cache), so
     the authors' file with its pickled CfgNode loads without yacs."""
     from mmengine.runner.checkpoint import CheckpointLoader
+
+    import mmvheat.engine  # noqa: F401  (installs the loaders; alone too)
     local, weights = official_cls
     url = checkpoint_server.serve_file(CLS_PATH, local)
     ckpt = CheckpointLoader.load_checkpoint(url, map_location='cpu')
@@ -193,7 +195,9 @@ def test_offline_and_corrupt_cache(checkpoint_server, official_cls,
     cached.write_bytes(b'broken')
     with pytest.raises(CheckpointError) as info:
         read_checkpoint(url)
-    assert f'the cached download of {url}; delete it' in str(info.value)
+    assert f'the cached download of {url})' in str(info.value)
+    assert f'Remove it with `rm "{cached}"`' in str(info.value)
+    assert 'MMVHEAT_UNSAFE_LOAD' not in str(info.value)
     cached.write_bytes(open(local, 'rb').read())
     assert read_checkpoint(url)['epoch'] == 299
     assert checkpoint_server.requests == []
@@ -330,3 +334,26 @@ def test_package_build_ships_the_mim_index(tmp_path):
     assert all((mim / c).is_file() for c in configs)
     assert (mim / 'tools' / 'train.py').is_file()
     assert not list(mim.rglob('__pycache__'))
+
+
+@pytest.mark.parametrize('failure', ['404', 'truncated', 'offline'])
+def test_failures_leave_nothing_in_the_cache(checkpoint_server, official_cls,
+                                             tmp_path, monkeypatch, failure):
+    """No lock file, no temporary file after a failed download."""
+    local, _ = official_cls
+    url = checkpoint_server.serve_file(CLS_PATH, local)
+    if failure == '404':
+        url = checkpoint_server.url('/missing/vHeat_base.pth')
+    elif failure == 'truncated':
+        checkpoint_server.truncate[CLS_PATH] = 100
+    else:
+        monkeypatch.setenv('MMVHEAT_OFFLINE', '1')
+    with pytest.raises(DownloadError):
+        download_checkpoint(url)
+    folder = tmp_path / 'cache'
+    assert not folder.exists() or os.listdir(folder) == []
+    # and after a success only the file itself
+    if failure == 'truncated':
+        del checkpoint_server.truncate[CLS_PATH]
+        download_checkpoint(url)
+        assert os.listdir(folder) == ['vHeat_tiny.pth']

@@ -4,18 +4,22 @@
         [--show-dir DIR] [--tta] [--cfg-options k=v ...] [--launcher pytorch]
 
 CHECKPOINT is a path or an http(s) URL (downloaded once into the cache, see
-mmvheat.download).
+mmvheat.download). It must fit the config's model: a missing, unexpected or
+mismatched key is an error (mmvheat.engine.StrictLoadHook). Such errors, and
+a missing config, data root, annotation file or checkpoint, end with one
+error line and exit status 1; --debug (or MMVHEAT_DEBUG=1) shows the
+traceback.
 """
 import argparse
-import os.path as osp
+import sys
 import warnings
 
 # mmengine imports pkg_resources (kept on purpose: setuptools<81).
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
-from mmvheat.download import is_url  # noqa: E402
-from mmvheat.utils import (add_common_args, build_runner,  # noqa: E402
-                           check_data_paths, load_config, set_local_rank,
+from mmvheat.utils import (ToolError, add_common_args,  # noqa: E402
+                           build_runner, check_data_paths, fetch_checkpoint,
+                           load_config, run_tool, set_local_rank,
                            teardown_distributed)
 
 
@@ -44,8 +48,8 @@ def enable_visualization(cfg, args):
     """Turn on the library's visualization hook for --show/--show-dir."""
     hooks = cfg.default_hooks
     if 'visualization' not in hooks:
-        raise RuntimeError('--show/--show-dir need a `visualization` hook in '
-                           'default_hooks')
+        raise ToolError('--show/--show-dir need a `visualization` hook in '
+                        'default_hooks')
     vis = hooks.visualization
     scope = cfg.get('default_scope')
     vis.interval = 1  # mmseg's and mmpretrain's defaults skip images
@@ -66,8 +70,8 @@ def enable_visualization(cfg, args):
 
 def enable_tta(cfg):
     if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
-        raise RuntimeError('--tta needs `tta_model` and `tta_pipeline` in '
-                           'the config')
+        raise ToolError('--tta needs `tta_model` and `tta_pipeline` in '
+                        'the config')
     cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
     cfg.tta_model.module = cfg.model
     cfg.model = cfg.tta_model
@@ -80,7 +84,7 @@ def add_result_dump(cfg, out):
         cfg.test_evaluator.keep_results = True
         return
     if not out.endswith(('.pkl', '.pickle')):
-        raise ValueError(f'--out must be a .pkl file, got {out}')
+        raise ToolError(f'--out must be a .pkl file, got {out}')
     dump = dict(type='DumpDetResults' if scope == 'mmdet' else 'DumpResults',
                 out_file_path=out)
     evaluator = cfg.test_evaluator
@@ -90,12 +94,12 @@ def add_result_dump(cfg, out):
 
 def main(argv=None):
     args = parse_args(argv)
-    if not is_url(args.checkpoint) and not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     cfg = load_config(args.config, args.cfg_options, args.launcher,
                       args.work_dir)
-    cfg.load_from = args.checkpoint
     check_data_paths(cfg, ['test_dataloader'])
+    # before the runner is built: the file exists, a URL is in the cache
+    fetch_checkpoint(args.checkpoint, 'CHECKPOINT')
+    cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         enable_visualization(cfg, args)
     if args.tta:
@@ -109,4 +113,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_tool(main, 'test.py'))

@@ -5,10 +5,14 @@
         [--launcher pytorch]
 
 CKPT and the config's checkpoints may be paths or http(s) URLs (downloaded
-once into the cache, see mmvheat.download).
+once into the cache, see mmvheat.download). A missing config, data root,
+annotation file or checkpoint, an offline download or a checkpoint that does
+not fit the model ends with one error line and exit status 1; --debug (or
+MMVHEAT_DEBUG=1) shows the traceback.
 """
 import argparse
 import logging
+import sys
 import warnings
 
 # mmengine imports pkg_resources (kept on purpose: setuptools<81).
@@ -16,9 +20,10 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 from mmengine.logging import print_log  # noqa: E402
 
-from mmvheat.utils import (add_common_args, build_runner,  # noqa: E402
-                           check_data_paths, clear_pretrained, load_config,
-                           set_local_rank, teardown_distributed)
+from mmvheat.utils import (ToolError, add_common_args,  # noqa: E402
+                           build_runner, check_data_paths, check_pretrained,
+                           clear_pretrained, fetch_checkpoint, load_config,
+                           run_tool, set_local_rank, teardown_distributed)
 
 
 def parse_args(argv=None):
@@ -57,15 +62,15 @@ def apply_args(cfg, args):
             print_log('AMP is already enabled in the config',
                       logger='current', level=logging.WARNING)
         elif wrapper != 'OptimWrapper':
-            raise RuntimeError('--amp needs an OptimWrapper in the config, '
-                               f'got {wrapper}')
+            raise ToolError('--amp needs an OptimWrapper in the config, '
+                            f'got {wrapper}')
         else:
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
-            raise RuntimeError('--auto-scale-lr needs `auto_scale_lr = '
-                               'dict(base_batch_size=...)` in the config')
+            raise ToolError('--auto-scale-lr needs `auto_scale_lr = '
+                            'dict(base_batch_size=...)` in the config')
         cfg.auto_scale_lr.enable = True
     if args.no_pretrained:
         cleared = clear_pretrained(cfg.model)
@@ -87,9 +92,16 @@ def main(argv=None):
     cfg = load_config(args.config, args.cfg_options, args.launcher,
                       args.work_dir)
     check_data_paths(cfg, ['train_dataloader', 'val_dataloader'])
-    runner = build_runner(apply_args(cfg, args))
+    cfg = apply_args(cfg, args)
+    # cheap checks before the runner is built: files exist, URLs cached
+    check_pretrained(cfg)
+    if cfg.get('load_from'):
+        fetch_checkpoint(cfg.load_from,
+                         '--resume' if cfg.get('resume') else 'load_from')
+    runner = build_runner(cfg)
     runner.train()
     teardown_distributed()
 
+
 if __name__ == '__main__':
-    main()
+    sys.exit(run_tool(main, 'train.py'))

@@ -81,4 +81,6 @@ custom_hooks = [
     dict(type='EMAHook', momentum=1e-4, priority='ABOVE_NORMAL'),
     # RNG states in checkpoints: a resumed run continues the same stream.
     dict(type='mmvheat.RNGStateHook'),
+    # load_from / --resume / test checkpoints must fit the model
+    dict(type='mmvheat.StrictLoadHook'),
 ]

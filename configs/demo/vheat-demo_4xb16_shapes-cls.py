@@ -49,6 +49,8 @@ auto_scale_lr = dict(base_batch_size=64)
 custom_hooks = [
     dict(type='EMAHook', momentum=1e-2, priority='ABOVE_NORMAL'),
     dict(type='mmvheat.RNGStateHook'),
+    # load_from / --resume / test checkpoints must fit the model
+    dict(type='mmvheat.StrictLoadHook'),
 ]
 default_hooks = dict(
     logger=dict(interval=5),

@@ -33,4 +33,8 @@ val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
 test_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
 
 # RNG states in checkpoints: a resumed run continues the same random stream.
-custom_hooks = [dict(type='mmvheat.RNGStateHook')]
+custom_hooks = [
+    dict(type='mmvheat.RNGStateHook'),
+    # load_from / --resume / test checkpoints must fit the model
+    dict(type='mmvheat.StrictLoadHook'),
+]

@@ -38,4 +38,8 @@ val_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = dict(dataset=dict(data_root=data_root))
 
 # RNG states in checkpoints: a resumed run continues the same random stream.
-custom_hooks = [dict(type='mmvheat.RNGStateHook')]
+custom_hooks = [
+    dict(type='mmvheat.RNGStateHook'),
+    # load_from / --resume / test checkpoints must fit the model
+    dict(type='mmvheat.StrictLoadHook'),
+]

@@ -12,7 +12,9 @@ Images are (B, 3, H, W) float tensors or arrays, H and W >= 32. A file
 exported with the normalisation inside takes raw pixels in the dataset's
 channel order; one without it takes what the model's data preprocessor
 produces (normalised RGB). ``normalize_in_graph`` tells which (from the
-file's metadata).
+file's metadata); :func:`mmvheat.deployment.preprocess` prepares raw images
+for either. Integer pixels for a file that expects normalised floats, and
+NaN or inf values, are refused (:class:`DeployError`).
 """
 import json
 from typing import Dict, Optional, Sequence, Tuple, Union
@@ -22,6 +24,7 @@ import torch
 
 from .models import DeployError
 from .onnx_export import check_size, read_metadata
+from .preprocess import check_input_values
 
 __all__ = ['OnnxModel', 'OnnxBackbone', 'OnnxClassifier', 'OnnxSegmentor']
 
@@ -69,6 +72,9 @@ class OnnxModel:
     def _check(self, images: ArrayLike) -> np.ndarray:
         if torch.is_tensor(images):
             images = images.detach().cpu().numpy()
+        # integer pixels for a normalised-input file, NaN/inf: errors
+        images = np.asarray(images)
+        check_input_values(images, self.normalize_in_graph, self.path)
         images = np.ascontiguousarray(images, dtype=np.float32)
         if images.ndim != 4 or images.shape[1] != 3:
             raise DeployError(f'expected images (B, 3, H, W), got '

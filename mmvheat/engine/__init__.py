@@ -1,4 +1,5 @@
-"""mmengine integration: hooks, and the torch>=2.6 checkpoint-loading fix.
+"""mmengine integration: hooks (RNG states across resume, strict loading),
+and the torch>=2.6 checkpoint-loading fix.
 
 Importing this module installs :func:`mmvheat.compat.install_torch_load_fix`
 (mmengine's loaders for local files and URLs read through
@@ -9,7 +10,8 @@ fix also reaches mmdet's, mmseg's and mmpretrain's own tools; our
 """
 from mmvheat.compat import install_torch_load_fix
 from .rng_state_hook import RNGStateHook
+from .strict_load_hook import StrictLoadHook
 
-__all__ = ['RNGStateHook', 'install_torch_load_fix']
+__all__ = ['RNGStateHook', 'StrictLoadHook', 'install_torch_load_fix']
 
 install_torch_load_fix()

@@ -2,7 +2,9 @@
 :mod:`mmvheat.timm`)."""
 import logging
 import math
+import os.path as osp
 import re
+import urllib.parse
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
 
@@ -10,23 +12,15 @@ import torch
 import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ClassifierHead
-from timm.models import (
-    adapt_input_conv,
-    build_model_with_cfg,
-    generate_default_cfgs,
-    register_model,
-)
+from timm.models import (adapt_input_conv, build_model_with_cfg,
+                         generate_default_cfgs, register_model,
+                         resolve_pretrained_cfg)
 
-from mmvheat.checkpoint import (
-    FVE_MODES,
-    CheckpointError,
-    adapt_freq_embeds,
-    classifier_state_dict,
-    describe_misfit,
-    extract_weights,
-    read_checkpoint,
-    state_dict_misfit,
-)
+from mmvheat.checkpoint import (FVE_MODES, CheckpointError, adapt_freq_embeds,
+                                classifier_state_dict, describe_misfit,
+                                extract_weights, read_checkpoint,
+                                state_dict_misfit)
+from mmvheat.download import DownloadError, download_checkpoint
 from mmvheat.models import VHeat
 
 __all__ = [
@@ -356,9 +350,13 @@ class VHeatTimm(nn.Module):
             checkpoint_path (str): Local file.
         """
         source = str(checkpoint_path)
+        url = (getattr(self, 'pretrained_cfg', None) or {}).get('url')
+        if not (url and osp.basename(urllib.parse.urlparse(url).path)
+                == osp.basename(source)):
+            url = None  # not the cached download of the cfg's URL
         weights, fmt = extract_weights(
-            read_checkpoint(source), use_ema=self.pretrained_use_ema,
-            source=source)
+            read_checkpoint(source, url=url),
+            use_ema=self.pretrained_use_ema, source=source)
         state = checkpoint_filter_fn(weights, self)
         head_dropped = 'head.fc.weight' not in state and any(
             k.startswith(('classifier.3.', 'head.fc.')) for k in weights)
@@ -459,6 +457,38 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor],
 
 # ----------------------------------------------------------------------
 # registration
+def _pretrained_file(variant: str, pretrained_cfg, overlay: dict,
+                     cache_dir: Optional[str] = None) -> Optional[str]:
+    """The local file of the pretrained cfg's URL, through mmvheat's
+    downloader (:func:`mmvheat.download.download_checkpoint`).
+
+    Looked up first where timm would have put it (``cache_dir`` when given,
+    then torch hub's ``checkpoints`` folder, which follows ``$TORCH_HOME``),
+    then in mmvheat's cache (``$MMVHEAT_CACHE_DIR``), which is where a
+    download goes, unless ``MMVHEAT_OFFLINE`` is set: then the error names
+    the URL and how to download it by hand. None when the cfg names a
+    ``file``, a ``state_dict`` or a hub source (timm's own path then).
+    """
+    cfg = resolve_pretrained_cfg(variant, pretrained_cfg=pretrained_cfg,
+                                 pretrained_cfg_overlay=overlay).to_dict()
+    if cfg.get('file') or cfg.get('state_dict') is not None or cfg.get(
+            'source') in ('hf-hub', 'local-dir') or not cfg.get('url'):
+        return None
+    url = cfg['url']
+    name = osp.basename(urllib.parse.urlparse(url).path)
+    import torch.hub
+    for folder in (cache_dir, osp.join(torch.hub.get_dir(), 'checkpoints')):
+        if folder and name and osp.isfile(osp.join(str(folder), name)):
+            return osp.join(str(folder), name)
+    try:
+        return download_checkpoint(url)
+    except DownloadError as err:
+        raise DownloadError(
+            f'{err} With timm, pass the file as timm.create_model('
+            f"'{variant}', pretrained=True, pretrained_cfg_overlay=dict("
+            "file=PATH)).") from None
+
+
 def _create_vheat(variant: str, pretrained: bool = False,
                   **kwargs) -> nn.Module:
     arch, drop_path_rate = VARIANTS[variant]
@@ -480,8 +510,15 @@ def _create_vheat(variant: str, pretrained: bool = False,
                 f'{key!r} is not a pretrained_cfg field; pass '
                 f'pretrained_{key}=... to timm.create_model instead')
     # The weights are read by mmvheat (VHeatTimm.load_pretrained), never by
-    # timm's torch.load (the authors' files pickle a yacs CfgNode).
+    # timm's torch.load (the authors' files pickle a yacs CfgNode), and a
+    # URL is fetched by mmvheat's downloader (its cache, MMVHEAT_OFFLINE,
+    # its errors): timm gets the local file.
     overlay['custom_load'] = True
+    if pretrained:
+        local = _pretrained_file(variant, kwargs.get('pretrained_cfg'),
+                                 overlay, kwargs.get('cache_dir'))
+        if local is not None:
+            overlay['file'] = local
     if 'img_size' in kwargs:
         h, w = VHeat._pair(kwargs['img_size'], 'img_size')
         overlay.setdefault('input_size', (kwargs.get('in_chans', 3), h, w))

@@ -2,16 +2,29 @@
 
 One entry point for mmpretrain, mmdet and mmseg: the config's
 ``default_scope`` decides which library's registries the runner uses.
+
+Failures a user can fix (a missing config, data root, annotation file or
+checkpoint, an offline download, a checkpoint that does not fit) end the
+tools with one ``<tool>: error: ...`` line on stderr and exit status 1
+(:func:`run_tool`); ``--debug`` or ``MMVHEAT_DEBUG=1`` shows the traceback
+instead.
 """
 import argparse
 import logging
 import os
 import os.path as osp
-from typing import Optional, Sequence
+import sys
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
+
+DEBUG_ENV = 'MMVHEAT_DEBUG'
+
+
+class ToolError(RuntimeError):
+    """A wrong option or config setting that the user can fix."""
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None,
@@ -39,6 +52,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None,
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    ensure_strict_loading(cfg)
     cfg.launcher = launcher
     if work_dir is not None:
         cfg.work_dir = work_dir
@@ -78,7 +92,7 @@ def setup_cpu_distributed(cfg: Config) -> None:
     if cfg.launcher == 'none' or torch.cuda.is_available():
         return
     if cfg.launcher != 'pytorch':
-        raise RuntimeError(
+        raise ToolError(
             f'--launcher {cfg.launcher} needs CUDA; on a CPU-only machine '
             'use --launcher pytorch (torchrun, tools/dist_train.sh)')
     cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
@@ -213,9 +227,121 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         default='none',
         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument(
+        '--debug',
+        action='store_true',
+        help=f'show the traceback of an expected failure (a missing file, '
+        f'an offline download, a checkpoint that does not fit) instead of '
+        f'one error line; or set {DEBUG_ENV}=1')
 
 
 def set_local_rank(local_rank: Optional[int]) -> None:
     """Export ``LOCAL_RANK`` for launchers that pass ``--local_rank``."""
     if 'LOCAL_RANK' not in os.environ and local_rank is not None:
         os.environ['LOCAL_RANK'] = str(local_rank)
+
+
+def expected_errors() -> Tuple[type, ...]:
+    """The exception types :func:`run_tool` reports as one line."""
+    from mmvheat.checkpoint import CheckpointError
+    from mmvheat.download import DownloadError
+    return (FileNotFoundError, NotADirectoryError, CheckpointError,
+            DownloadError, ToolError)
+
+
+def run_tool(main: Callable[[Optional[List[str]]], object], prog: str,
+             argv: Optional[List[str]] = None) -> int:
+    """Run a tool's ``main``; report expected failures as one line.
+
+    An exception of :func:`expected_errors` prints ``{prog}: error:
+    {message}`` and a hint on ``--debug`` to stderr and returns 1; with
+    ``--debug`` in the arguments or ``MMVHEAT_DEBUG=1`` it propagates with
+    its traceback. Anything else propagates (a bug deserves a traceback).
+
+    Args:
+        main (Callable): The tool's ``main(argv)``.
+        prog (str): The tool's name for the message, e.g. 'test.py'.
+        argv (list[str], optional): Arguments. Defaults to None
+            (``sys.argv[1:]``).
+
+    Returns:
+        int: The exit status: 0, or 1 after an expected failure.
+    """
+    args = sys.argv[1:] if argv is None else list(argv)
+    debug = '--debug' in args or os.environ.get(DEBUG_ENV, '') not in ('',
+                                                                       '0')
+    try:
+        main(argv)
+    except expected_errors() as err:
+        if debug:
+            raise
+        sys.stderr.write(f'{prog}: error: {err}\n'
+                         f'(run with --debug or {DEBUG_ENV}=1 for the '
+                         'traceback)\n')
+        return 1
+    return 0
+
+
+def ensure_strict_loading(cfg: Config) -> bool:
+    """Add :class:`mmvheat.engine.StrictLoadHook` to ``custom_hooks``
+    unless the config lists it; returns whether it was added."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    if any(str(h.get('type', '')).split('.')[-1] == 'StrictLoadHook'
+           for h in hooks if isinstance(h, dict)):
+        return False
+    hooks.append(dict(type='mmvheat.StrictLoadHook'))
+    cfg.custom_hooks = hooks
+    return True
+
+
+def _pretrained_checkpoints(node) -> List[str]:
+    """Every ``Pretrained`` init_cfg checkpoint inside a model config."""
+    found = []
+    if isinstance(node, dict):
+        init = node.get('init_cfg')
+        for item in init if isinstance(init, list) else [init]:
+            if isinstance(item, dict) and item.get('type') == 'Pretrained' \
+                    and item.get('checkpoint') is not None:
+                found.append(str(item['checkpoint']))
+        for key, value in node.items():
+            if key != 'init_cfg':
+                found += _pretrained_checkpoints(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            found += _pretrained_checkpoints(value)
+    return found
+
+
+def fetch_checkpoint(path: str, what: str, hint: str = '') -> str:
+    """Check a checkpoint before the runner is built: a local file must
+    exist; a URL is downloaded into the cache now (or found there), so an
+    offline or failed download stops the tool in seconds.
+
+    Args:
+        path (str): A local path or an http(s) URL.
+        what (str): What it is, for the message (e.g. 'load_from').
+        hint (str): Appended to the message on failure. Defaults to ''.
+
+    Returns:
+        str: The local file.
+    """
+    from mmvheat.download import DownloadError, download_checkpoint, is_url
+    if is_url(path):
+        try:
+            return download_checkpoint(path)
+        except DownloadError as err:
+            raise DownloadError(f'{what}: {err}{hint}') from None
+    if not osp.isfile(osp.expanduser(path)):
+        raise FileNotFoundError(
+            f'{what}: checkpoint not found: {path}{hint}')
+    return path
+
+
+def check_pretrained(cfg: Config) -> None:
+    """:func:`fetch_checkpoint` for every ``Pretrained`` init_cfg of
+    ``cfg.model``; a failure says that ``--no-pretrained`` trains from
+    scratch."""
+    hint = ('\nOr pass --no-pretrained to train from scratch (random '
+            'initialisation).')
+    for path in _pretrained_checkpoints(cfg.get('model')):
+        fetch_checkpoint(path, 'pretrained weights (init_cfg)', hint)

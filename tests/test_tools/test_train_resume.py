@@ -80,7 +80,7 @@ def test_train_save_and_resume(train_config):
 
     from mmengine.runner import load_checkpoint
 
-    import mmvheat.models  # noqa: F401  (installs the fix)
+    import mmvheat.engine  # noqa: F401  (installs the fix)
     ckpt = load_checkpoint(torch.nn.Module(), str(work / 'epoch_2.pth'),
                            strict=False)
     assert ckpt['meta']['epoch'] == 2

@@ -111,6 +111,7 @@ def main(argv=None):
     from mmengine.logging import print_log
 
     from mmvheat.checkpoint import CheckpointError
+    from mmvheat.download import DownloadError
     from mmvheat.deployment import (DeployError, build_deploy_model,
                                     check_opset, check_size, export_graph,
                                     export_onnx, metadata_for, preprocess_of,
@@ -133,7 +134,8 @@ def main(argv=None):
         start = time.perf_counter()
         export_onnx(graph, args.out, size, args.batch, args.dynamic,
                     args.opset, metadata_for(args.normalize, preprocess))
-    except (DeployError, CheckpointError, FileNotFoundError) as err:
+    except (DeployError, CheckpointError, DownloadError,
+            FileNotFoundError) as err:
         sys.exit(f'pytorch2onnx: error: {err}')
     task = graph.task
     kind = 'dynamic batch/H/W' if args.dynamic else \

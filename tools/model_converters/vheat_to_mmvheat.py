@@ -10,8 +10,10 @@ it, bare backbone keys for a detection/segmentation ``init_cfg`` (use
 --img-size 512 to zero-pad the FVEs to the authors' downstream grid).
 """
 import argparse
+import sys
 
 from mmvheat.checkpoint import FVE_MODES, convert_checkpoint
+from mmvheat.utils import run_tool
 
 
 def parse_args(argv=None):
@@ -30,6 +32,8 @@ def parse_args(argv=None):
                         'the authors did)')
     parser.add_argument('--publish', action='store_true',
                         help='append a sha256 prefix to the file name')
+    parser.add_argument('--debug', action='store_true',
+                        help='show the traceback of an error')
     return parser.parse_args(argv)
 
 
@@ -48,4 +52,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_tool(main, 'vheat_to_mmvheat.py'))
