@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import torch
+
 from conftest import REPO_ROOT
 
 
@@ -37,7 +38,8 @@ class Blocker:
 sys.meta_path.insert(0, Blocker())
 import importlib.util
 importlib.util.find_spec = (lambda f: lambda name, *a: None
-    if name.split('.')[0] in BLOCKED else f(name, *a))(importlib.util.find_spec)
+    if name.split('.')[0] in BLOCKED else f(name, *a))(
+        importlib.util.find_spec)
 import torch, mmvheat, mmvheat.models
 from mmvheat.models import VHeat, register_in_libraries
 m = VHeat(dict(depths=[1, 1, 1, 1], dims=8), out_indices=(0, 3))

@@ -14,9 +14,14 @@ import warnings
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 from mmvheat.download import is_url  # noqa: E402
-from mmvheat.utils import (add_common_args, build_runner,  # noqa: E402
-                           check_data_paths, load_config, set_local_rank,
-                           teardown_distributed)
+from mmvheat.utils import (  # noqa: E402
+    add_common_args,
+    build_runner,
+    check_data_paths,
+    load_config,
+    set_local_rank,
+    teardown_distributed,
+)
 
 
 def parse_args(argv=None):

@@ -16,9 +16,15 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 from mmengine.logging import print_log  # noqa: E402
 
-from mmvheat.utils import (add_common_args, build_runner,  # noqa: E402
-                           check_data_paths, clear_pretrained, load_config,
-                           set_local_rank, teardown_distributed)
+from mmvheat.utils import (  # noqa: E402
+    add_common_args,
+    build_runner,
+    check_data_paths,
+    clear_pretrained,
+    load_config,
+    set_local_rank,
+    teardown_distributed,
+)
 
 
 def parse_args(argv=None):

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmvheat.analysis.demo_data import (make_ade20k, make_coco,
-                                        make_imagenet)
+from mmvheat.analysis.demo_data import make_ade20k, make_coco, make_imagenet
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CLS_CFG = 'configs/demo/vheat-demo_4xb16_shapes-cls.py'
@@ -100,7 +99,8 @@ def test_demo_runs_each_task(tiny_demo_root, tmp_path, task, opts):
         assert panels == [f'{task}_{i:02d}.png'
                           for i in range({'seg': 2, 'cls': 4}[task])]
         first = cv2.imread(str(tmp_path / task / 'predictions' / panels[0]))
-        assert first.shape == {'seg': (256, 520, 3), 'cls': (256, 260, 3)}[task]
+        expected = {'seg': (256, 520, 3), 'cls': (256, 260, 3)}[task]
+        assert first.shape == expected
 
 
 def final_weights(path):
@@ -192,8 +192,11 @@ def test_missing_data_gives_clear_errors(tmp_path):
 
 def test_rng_state_round_trip():
     import random
-    from mmvheat.engine.rng_state_hook import (capture_rng_state,
-                                               restore_rng_state)
+
+    from mmvheat.engine.rng_state_hook import (
+        capture_rng_state,
+        restore_rng_state,
+    )
     state = capture_rng_state()
     a = (torch.rand(3), np.random.rand(3), random.random())
     restore_rng_state(state)
