@@ -20,6 +20,7 @@ import time
 from typing import TYPE_CHECKING
 
 from mmvheat.analysis.demo_data import DEMO_TASKS, make_demo_data
+from mmvheat.utils import ignore_pkg_resources_deprecation
 
 if TYPE_CHECKING:
     import numpy as np
@@ -61,8 +62,7 @@ def run(cmd: list) -> str:
                             stderr=subprocess.STDOUT, text=True)
     lines = []
     for line in proc.stdout:
-        if 'pkg_resources' not in line and '_bootstrap' not in line:
-            sys.stdout.write(line)
+        sys.stdout.write(line)
         lines.append(line)
     if proc.wait() != 0:
         raise RuntimeError(f'{" ".join(cmd[1:3])} failed (exit '
@@ -154,6 +154,7 @@ def main(argv=None):
                         help='extra overrides for every task, e.g. '
                         'train_cfg.max_epochs=1')
     args = parser.parse_args(argv)
+    ignore_pkg_resources_deprecation()
 
     make_demo_data(args.data_root, args.tasks)
     results, show_dirs = {}, {}

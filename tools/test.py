@@ -8,16 +8,13 @@ mmvheat.download).
 """
 import argparse
 import os.path as osp
-import warnings
 
-# mmengine imports pkg_resources (kept on purpose: setuptools<81).
-warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
-
-from mmvheat.download import is_url  # noqa: E402
-from mmvheat.utils import (  # noqa: E402
+from mmvheat.download import is_url
+from mmvheat.utils import (
     add_common_args,
     build_runner,
     check_data_paths,
+    ignore_pkg_resources_deprecation,
     load_config,
     set_local_rank,
     teardown_distributed,
@@ -95,6 +92,7 @@ def add_result_dump(cfg, out):
 
 def main(argv=None):
     args = parse_args(argv)
+    ignore_pkg_resources_deprecation()
     if not is_url(args.checkpoint) and not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     cfg = load_config(args.config, args.cfg_options, args.launcher,

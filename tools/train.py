@@ -9,18 +9,15 @@ once into the cache, see mmvheat.download).
 """
 import argparse
 import logging
-import warnings
 
-# mmengine imports pkg_resources (kept on purpose: setuptools<81).
-warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
+from mmengine.logging import print_log
 
-from mmengine.logging import print_log  # noqa: E402
-
-from mmvheat.utils import (  # noqa: E402
+from mmvheat.utils import (
     add_common_args,
     build_runner,
     check_data_paths,
     clear_pretrained,
+    ignore_pkg_resources_deprecation,
     load_config,
     set_local_rank,
     teardown_distributed,
@@ -90,6 +87,7 @@ def apply_args(cfg, args):
 
 def main(argv=None):
     args = parse_args(argv)
+    ignore_pkg_resources_deprecation()
     cfg = load_config(args.config, args.cfg_options, args.launcher,
                       args.work_dir)
     check_data_paths(cfg, ['train_dataloader', 'val_dataloader'])

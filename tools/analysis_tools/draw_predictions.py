@@ -23,6 +23,7 @@ from mmvheat.analysis.visualization.panels import (
     classification_panel,
     segmentation_panel,
 )
+from mmvheat.utils import ignore_pkg_resources_deprecation
 
 
 def _files(pattern: str, what: str) -> list:
@@ -99,6 +100,7 @@ def main(argv=None) -> list:
     parser.add_argument('--min-confidence', type=float, default=0.5,
                         help='seg: leave predictions below it uncoloured')
     args = parser.parse_args(argv)
+    ignore_pkg_resources_deprecation()
     for path, what in [(args.config, 'config'),
                        (args.checkpoint, 'checkpoint'),
                        (args.data_root, 'data root')]:

@@ -117,6 +117,8 @@ def print_table(rows: list) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
+    from mmvheat.utils import ignore_pkg_resources_deprecation
+    ignore_pkg_resources_deprecation()
     from mmvheat.analysis.flops import backbone_flops, task_model_flops
     from mmvheat.ops import SPLIT_MIN_LENGTH
     rows = []

@@ -176,6 +176,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, str]:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    from mmvheat.utils import ignore_pkg_resources_deprecation
+    ignore_pkg_resources_deprecation()
     if not osp.isfile(args.img):
         parser.error(f'image file not found: {args.img}')
     if args.checkpoint is not None and not osp.isfile(args.checkpoint):
