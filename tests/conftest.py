@@ -33,6 +33,52 @@ def _seed():
     torch.manual_seed(0)
 
 
+# TEMPORARY (issue 25): slow tests in modules that are being rewritten on
+# another branch, marked here until they carry @pytest.mark.slow themselves
+# (then this table and the hook below go). Seconds: one run of the whole
+# suite on a busy 2-core machine.
+SLOW_ELSEWHERE = {
+    'test_models/test_hco_impls.py::test_torch_compile_smoke',  # 102
+    'test_deployment/test_pytorch2onnx.py::'
+    'test_cli_dynamic_export_with_verify',  # 39
+    'test_models/test_vheat.py::test_matches_reference_with_fve_resize',
+    # 36 (tiny), 18 (small)
+    'test_models/test_graph_friendly.py::'
+    'test_ema_hook_validation_equal_with_table_reuse',  # 26
+    'test_models/test_graph_friendly.py::'
+    'test_compile_fullgraph_eval_without_autograd[False-True]',  # 21
+    'test_models/test_graph_friendly.py::'
+    'test_compile_fullgraph_eval_without_autograd[True-True]',  # 17
+    'test_models/test_graph_friendly.py::'
+    'test_compile_fullgraph_eval_without_autograd[True-False]',  # 14
+    'test_models/test_graph_friendly.py::'
+    'test_compile_fullgraph_training_forward_backward[True]',  # 16
+    'test_ops/test_filters.py::'
+    'test_half_precision_inputs[auto-dtype1-0.002]',  # 21
+    'test_deployment/test_onnx_export.py::'
+    'test_fixed_file_takes_the_dct_split',  # 19
+    'test_deployment/test_pytorch2onnx.py::test_cli_errors',  # 19
+    'test_deployment/test_onnx_export.py::'
+    'test_benchmark_onnxruntime_rows',  # 17
+    'test_models/test_vheat.py::'
+    'test_state_dict_keys_and_shapes_match_release[small]',  # 13
+    'test_ops/test_filters.py::test_auto_same_choice_on_every_rank',  # 9
+}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Mark the tests of ``SLOW_ELSEWHERE`` slow (before ``-m`` selects);
+    an entry without parameters covers all of its parametrisations."""
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    for item in items:
+        path = os.path.relpath(str(item.path), tests_dir)
+        node = f'{path}::{item.name}'
+        if (node in SLOW_ELSEWHERE
+                or f'{path}::{item.originalname}' in SLOW_ELSEWHERE):
+            item.add_marker(pytest.mark.slow)
+
+
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     """max |a - b| / max |b|."""
     return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item()

@@ -5,6 +5,7 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from conftest import REPO_ROOT
@@ -59,6 +60,7 @@ def test_core_imports_without_task_libraries():
     assert "'mmdet': 'not installed'" in proc.stdout
 
 
+@pytest.mark.slow
 def test_install_script_repairs_a_downgraded_setuptools(tmp_path):
     """`pip install openmim` downgrades setuptools to 60.2 (openxlab's pin);
     a re-run of tools/install.sh puts a version in [77, 81) back and finds

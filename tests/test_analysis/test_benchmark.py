@@ -13,6 +13,7 @@ from mmvheat.analysis.benchmark import parse_spec, run_config
 BENCH = os.path.join(REPO_ROOT, 'tools', 'analysis_tools', 'benchmark.py')
 
 
+@pytest.mark.slow
 def test_cli_end_to_end(tmp_path):
     out = subprocess.run(
         [sys.executable, BENCH, '--models',
@@ -107,6 +108,7 @@ def test_compile_and_against_rows_and_ratios(tmp_path):
     assert '| 1.500 ' in table and 'x prev' in table
 
 
+@pytest.mark.slow
 def test_stream_benchmark_prints_both_checkouts():
     tool = os.path.join(REPO_ROOT, 'tools', 'analysis_tools',
                         'benchmark_stream.py')

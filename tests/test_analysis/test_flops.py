@@ -21,6 +21,7 @@ DEMO_SEG = osp.join(REPO_ROOT, 'configs', 'demo',
 PUBLISHED = {'tiny': (4.6, 4.94), 'small': (8.5, 9.17), 'base': (14.9, 16.16)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('arch', ['tiny', 'small', 'base'])
 def test_backbone_flops_within_2_percent(arch):
     deploy = backbone_flops(arch, 224, 'deploy')['flops'] / 1e9

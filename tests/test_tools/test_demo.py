@@ -77,6 +77,7 @@ def tiny_demo_root(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('task,opts', [
     ('det', ['train_cfg.max_epochs=1']),
     ('seg', ['train_cfg.max_iters=2', 'train_cfg.val_interval=2']),
@@ -123,6 +124,7 @@ RESUME_CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('case', list(RESUME_CASES))
 def test_kill_and_resume_matches_uninterrupted(tmp_path, case):
     """SIGKILL a demo run after a mid-way checkpoint, resume: the final

@@ -60,6 +60,7 @@ def run_train(*args):
     return proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_train_save_and_resume(train_config):
     tmp, cfg = train_config
     work = tmp / 'work'

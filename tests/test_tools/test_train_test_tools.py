@@ -176,6 +176,7 @@ def trained(workspace):
     return ckpts
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('task', list(TASKS))
 def test_train_then_test(workspace, trained, task):
     tmp, configs = workspace
@@ -187,6 +188,7 @@ def test_train_then_test(workspace, trained, task):
     assert osp.exists(out)
 
 
+@pytest.mark.slow
 def test_seg_tta_and_show_dir(workspace, trained):
     tmp, configs = workspace
     show = tmp / 'show'
@@ -206,6 +208,7 @@ def test_test_missing_checkpoint(workspace):
     assert 'checkpoint not found' in proc.stderr
 
 
+@pytest.mark.slow
 def test_dist_train_two_cpu_processes(workspace):
     """The demo classifier config on 2 CPU processes (gloo), then
     dist_test.sh; both gather their evaluation across ranks."""
@@ -243,6 +246,7 @@ def test_dist_train_two_cpu_processes(workspace):
     assert re.search(r'accuracy/top1:\s*[\d.]+', log)
 
 
+@pytest.mark.slow
 def test_inferencers(workspace, trained):
     tmp, configs = workspace
     import cv2
@@ -277,6 +281,7 @@ def test_inferencers(workspace, trained):
     assert len(res['pred_scores']) == 4
 
 
+@pytest.mark.slow
 def test_test_tool_accepts_released_segmentation_checkpoint(
         workspace, released_checkpoint):
     """tools/test.py with the real (unshrunk) UperNet vHeat-T config and a
@@ -297,6 +302,7 @@ def test_test_tool_accepts_released_segmentation_checkpoint(
     assert re.search(r'mIoU:\s*[\d.]+', log), log[-3000:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('task,lib', [('det', 'mmdet'), ('seg', 'mmseg'),
                                       ('cls', 'mmpretrain')])
 def test_libraries_own_test_tools(workspace, trained, task, lib):

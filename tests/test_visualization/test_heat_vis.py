@@ -173,6 +173,7 @@ def test_load_image_resizing(tmp_path):
 
 
 # --------------------------------------------------------------------- CLI
+@pytest.mark.slow
 def test_cli_writes_figures(tmp_path):
     from PIL import Image
     tool = load_tool()
