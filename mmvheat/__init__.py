@@ -1,4 +1,5 @@
-"""mmvheat: the vHeat backbone for mmpretrain, mmdetection and mmsegmentation."""
+"""mmvheat: the vHeat backbone for mmpretrain, mmdetection and
+mmsegmentation."""
 from .version import __version__
 
 __all__ = ['__version__']

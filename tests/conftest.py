@@ -271,3 +271,36 @@ def save_tiny_official(path, arch=None, num_classes=TINY_CLS_CLASSES,
         p.data.normal_(0, 0.1)
     save_official_checkpoint(path, model=ref.state_dict(), epoch=300)
     return ref.state_dict()
+
+
+def _released_checkpoint(lib_config: str, img_size: int, path):
+    """Write a file in the released downstream format to ``path``: the
+    authors' backbone keys (with outnorm{i}) under ``backbone.``, plus the
+    library's own neck and head keys taken from the model of
+    ``lib_config`` (its Swin model of the same task). Returns ``path``."""
+    import importlib
+
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    from mmvheat.analysis.reference_vheat import ReferenceVHeat
+    cfg = Config.fromfile(lib_config)
+    registry = importlib.import_module(f'{cfg.default_scope}.registry')
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        swin_model = registry.MODELS.build(cfg.model)
+    state = {k: v for k, v in swin_model.state_dict().items()
+             if not k.startswith('backbone.')}
+    ref = ReferenceVHeat([2, 2, 6, 2], [96, 192, 384, 768], False, None,
+                         img_size=img_size, outnorm=True)
+    state.update({f'backbone.{k}': v for k, v in ref.state_dict().items()})
+    torch.save(dict(state_dict=state, meta=dict(epoch=12)), path)
+    return path
+
+
+@pytest.fixture
+def released_checkpoint():
+    """``released_checkpoint(lib_config, img_size, path)`` writes a
+    downstream checkpoint as the authors released theirs (vHeat-T backbone
+    keys with ``outnorm{i}`` under ``backbone.``, the neck and head of the
+    library's model of ``lib_config``) and returns ``path``."""
+    return _released_checkpoint

@@ -14,10 +14,18 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT, save_official_checkpoint
-from mmvheat.checkpoint import (CheckpointError, convert_checkpoint,
-                                read_checkpoint)
-from mmvheat.download import (DownloadError, cache_dir, cached_path,
-                              download_checkpoint, is_url)
+from mmvheat.checkpoint import (
+    CheckpointError,
+    convert_checkpoint,
+    read_checkpoint,
+)
+from mmvheat.download import (
+    DownloadError,
+    cache_dir,
+    cached_path,
+    download_checkpoint,
+    is_url,
+)
 from mmvheat.models import VHeat
 from mmvheat.analysis.reference_vheat import ReferenceVHeat
 
@@ -241,6 +249,7 @@ def released_detection_file(path) -> dict:
     """A Mask R-CNN checkpoint as the authors released theirs (an mmdet
     ``state_dict`` + ``meta``) for the demo config's reduced model."""
     import importlib
+
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
     importlib.import_module('mmvheat.models')

@@ -5,7 +5,9 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
 import torch
+
 from conftest import REPO_ROOT
 
 
@@ -37,7 +39,8 @@ class Blocker:
 sys.meta_path.insert(0, Blocker())
 import importlib.util
 importlib.util.find_spec = (lambda f: lambda name, *a: None
-    if name.split('.')[0] in BLOCKED else f(name, *a))(importlib.util.find_spec)
+    if name.split('.')[0] in BLOCKED else f(name, *a))(
+        importlib.util.find_spec)
 import torch, mmvheat, mmvheat.models
 from mmvheat.models import VHeat
 m = VHeat(dict(depths=[1, 1, 1, 1], dims=8), out_indices=(0, 3))
@@ -55,6 +58,7 @@ def test_core_imports_without_task_libraries():
     assert '[(1, 8, 9, 8), (1, 64, 2, 1)]' in proc.stdout
 
 
+@pytest.mark.slow
 def test_install_script_repairs_a_downgraded_setuptools(tmp_path):
     """`pip install openmim` downgrades setuptools to 60.2 (openxlab's pin);
     a re-run of tools/install.sh puts a version in [77, 81) back and finds

@@ -12,18 +12,20 @@ global state).
 """
 import argparse
 import glob
-import os
 import os.path as osp
 import re
 import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING
+
+from mmvheat.analysis.demo_data import DEMO_TASKS, make_demo_data
+from mmvheat.utils import ignore_pkg_resources_deprecation
+
+if TYPE_CHECKING:
+    import numpy as np
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-
-from make_demo_data import TASKS as DATA_TASKS  # noqa: E402
-from make_demo_data import make_demo_data  # noqa: E402
 
 CONFIGS = {
     'det': 'configs/demo/mask-rcnn_vheat-demo_fpn_4xb4_shapes-coco.py',
@@ -43,7 +45,7 @@ TITLES = {'det': 'Mask R-CNN (COCO format)', 'seg': 'UperNet (ADE20K layout)',
 
 def data_options(task: str, data_root: str) -> list:
     """--cfg-options pointing a demo config at ``data_root``."""
-    path = osp.join(data_root, DATA_TASKS[task][0])
+    path = osp.join(data_root, DEMO_TASKS[task][0])
     opts = [f'{loader}.dataset.data_root={path}'
             for loader in ('train_dataloader', 'val_dataloader',
                            'test_dataloader')]
@@ -60,8 +62,7 @@ def run(cmd: list) -> str:
                             stderr=subprocess.STDOUT, text=True)
     lines = []
     for line in proc.stdout:
-        if 'pkg_resources' not in line and '_bootstrap' not in line:
-            sys.stdout.write(line)
+        sys.stdout.write(line)
         lines.append(line)
     if proc.wait() != 0:
         raise RuntimeError(f'{" ".join(cmd[1:3])} failed (exit '
@@ -141,13 +142,19 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description='vHeat demo: train and '
                                      'evaluate on generated data (CPU)')
     parser.add_argument('--tasks', nargs='+', choices=list(CONFIGS),
-                        default=list(CONFIGS))
-    parser.add_argument('--work-dir', default='work_dirs/demo')
-    parser.add_argument('--data-root', default='data/demo')
+                        default=list(CONFIGS),
+                        help='tasks to train and evaluate (default: all)')
+    parser.add_argument('--work-dir', default='work_dirs/demo',
+                        help='checkpoints, logs and the predictions figure, '
+                        'one sub-folder per task (default: %(default)s)')
+    parser.add_argument('--data-root', default='data/demo',
+                        help='demo datasets, made here when missing '
+                        '(default: %(default)s)')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='extra overrides for every task, e.g. '
                         'train_cfg.max_epochs=1')
     args = parser.parse_args(argv)
+    ignore_pkg_resources_deprecation()
 
     make_demo_data(args.data_root, args.tasks)
     results, show_dirs = {}, {}
@@ -168,7 +175,7 @@ def main(argv=None):
                   (['--show-dir', show] if task == 'det' else []))
         if task != 'det':
             show = draw_panels(task, CONFIGS[task], checkpoint,
-                               osp.join(args.data_root, DATA_TASKS[task][0]),
+                               osp.join(args.data_root, DEMO_TASKS[task][0]),
                                show)
         results[task] = (parse_metrics(log), time.time() - start)
         show_dirs[task] = show

@@ -12,15 +12,11 @@ traceback.
 """
 import argparse
 import sys
-import warnings
 
-# mmengine imports pkg_resources (kept on purpose: setuptools<81).
-warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
-
-from mmvheat.utils import (ToolError, add_common_args,  # noqa: E402
-                           build_runner, check_data_paths, fetch_checkpoint,
-                           load_config, run_tool, set_local_rank,
-                           teardown_distributed)
+from mmvheat.utils import (ToolError, add_common_args, build_runner,
+                           check_data_paths, fetch_checkpoint,
+                           ignore_pkg_resources_deprecation, load_config,
+                           run_tool, set_local_rank, teardown_distributed)
 
 
 def parse_args(argv=None):
@@ -94,6 +90,7 @@ def add_result_dump(cfg, out):
 
 def main(argv=None):
     args = parse_args(argv)
+    ignore_pkg_resources_deprecation()
     cfg = load_config(args.config, args.cfg_options, args.launcher,
                       args.work_dir)
     check_data_paths(cfg, ['test_dataloader'])

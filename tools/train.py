@@ -13,16 +13,13 @@ MMVHEAT_DEBUG=1) shows the traceback.
 import argparse
 import logging
 import sys
-import warnings
 
-# mmengine imports pkg_resources (kept on purpose: setuptools<81).
-warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
+from mmengine.logging import print_log
 
-from mmengine.logging import print_log  # noqa: E402
-
-from mmvheat.utils import (ToolError, add_common_args,  # noqa: E402
-                           build_runner, check_data_paths, check_pretrained,
-                           clear_pretrained, fetch_checkpoint, load_config,
+from mmvheat.utils import (ToolError, add_common_args, build_runner,
+                           check_data_paths, check_pretrained,
+                           clear_pretrained, fetch_checkpoint,
+                           ignore_pkg_resources_deprecation, load_config,
                            run_tool, set_local_rank, teardown_distributed)
 
 
@@ -89,6 +86,7 @@ def apply_args(cfg, args):
 
 def main(argv=None):
     args = parse_args(argv)
+    ignore_pkg_resources_deprecation()
     cfg = load_config(args.config, args.cfg_options, args.launcher,
                       args.work_dir)
     check_data_paths(cfg, ['train_dataloader', 'val_dataloader'])

@@ -24,13 +24,16 @@ model = dict(
     neck=dict(in_channels=[96, 192, 384, 768]))
 
 optim_wrapper = dict(
-    paramwise_cfg=dict(_delete_=True, custom_keys={'norm': dict(decay_mult=0.)}))
+    paramwise_cfg=dict(_delete_=True,
+                       custom_keys={'norm': dict(decay_mult=0.)}))
 
 train_dataloader = dict(dataset=dict(data_root=data_root))
 val_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = dict(dataset=dict(data_root=data_root))
-val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
-test_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
+val_evaluator = dict(
+    ann_file=data_root + 'annotations/instances_val2017.json')
+test_evaluator = dict(
+    ann_file=data_root + 'annotations/instances_val2017.json')
 
 # RNG states in checkpoints: a resumed run continues the same random stream.
 custom_hooks = [

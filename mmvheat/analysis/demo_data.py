@@ -16,11 +16,14 @@ numpy and OpenCV.
 import json
 import os
 import os.path as osp
-from typing import Dict, List, Sequence, Tuple
+import shutil
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ['SHAPES', 'make_coco', 'make_ade20k', 'make_imagenet']
+__all__ = ['SHAPES', 'DEMO_TASKS', 'make_coco', 'make_ade20k', 'make_imagenet',
+           'make_demo_data']
 
 # name -> BGR colour; each shape has a distinct form and colour.
 SHAPES: Dict[str, Tuple[int, int, int]] = {
@@ -231,3 +234,50 @@ def make_imagenet(root: str,
                          [int(c) for c in np.clip(shade, 0, 255)])
             cv2.imwrite(osp.join(folder, f'{idx:06d}.JPEG'), img)
     return tuple(classes)
+
+
+# task -> (folder under the demo root, generator, image size,
+#          default (train, val) counts); the locations configs/demo/ use.
+DEMO_TASKS = {
+    'det': ('shapes_coco', make_coco, (128, 128), (300, 60)),
+    'seg': ('shapes_ade', make_ade20k, (128, 128), (300, 60)),
+    'cls': ('shapes_cls', make_imagenet, (64, 64), (400, 100)),
+}
+
+
+def make_demo_data(root: str = 'data/demo',
+                   tasks: Sequence[str] = tuple(DEMO_TASKS),
+                   num_train: Optional[int] = None,
+                   num_val: Optional[int] = None,
+                   seed: int = 0,
+                   force: bool = False) -> Dict[str, str]:
+    """Create the demo datasets of ``tasks`` under ``root`` unless present.
+
+    Args:
+        root (str): Folder holding one sub-folder per task (see
+            ``DEMO_TASKS``). Defaults to 'data/demo'.
+        tasks (Sequence[str]): Any of 'det', 'seg', 'cls'. Defaults to all.
+        num_train (int, optional): Training images per task. Defaults to
+            the task's own count.
+        num_val (int, optional): Validation images per task. Defaults to
+            the task's own count.
+        seed (int): Seed of the generators. Defaults to 0.
+        force (bool): Regenerate datasets that exist. Defaults to False.
+
+    Returns:
+        dict: task -> folder.
+    """
+    out = {}
+    for task in tasks:
+        folder, make, size, (n_train, n_val) = DEMO_TASKS[task]
+        path = osp.join(root, folder)
+        out[task] = path
+        if osp.isdir(path) and not force:
+            print(f'{task}: {path} exists, kept (--force to regenerate)')
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        start = time.time()
+        make(path, num_train or n_train, num_val or n_val, size=size,
+             seed=seed)
+        print(f'{task}: wrote {path} in {time.time() - start:.1f} s')
+    return out

@@ -100,12 +100,14 @@ class RNGStateHook(Hook):
                 if hook.by_epoch != by_epoch:
                     continue
                 if by_epoch:
-                    return hook.every_n_epochs(
-                        runner, hook.interval, hook.save_begin) or (
-                            hook.save_last and hook.is_last_train_epoch(runner))
-                return hook.every_n_train_iters(
-                    runner, hook.interval, hook.save_begin) or (
-                        hook.save_last and hook.is_last_train_iter(runner))
+                    every = hook.every_n_epochs(runner, hook.interval,
+                                                hook.save_begin)
+                    last = hook.is_last_train_epoch(runner)
+                else:
+                    every = hook.every_n_train_iters(runner, hook.interval,
+                                                     hook.save_begin)
+                    last = hook.is_last_train_iter(runner)
+                return every or (hook.save_last and last)
             except (AttributeError, TypeError):
                 return True
         return False

@@ -226,7 +226,9 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         choices=('none', 'pytorch', 'slurm', 'mpi'),
         default='none',
         help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
+                        help='set by torch.distributed.launch; exported as '
+                        'LOCAL_RANK')
     parser.add_argument(
         '--debug',
         action='store_true',

@@ -1,10 +1,9 @@
 """The benchmark script, end to end on one tiny configuration."""
 import csv
 import json
+import os
 import subprocess
 import sys
-
-import os
 
 import pytest
 
@@ -14,11 +13,12 @@ from mmvheat.analysis.benchmark import parse_spec, run_config
 BENCH = os.path.join(REPO_ROOT, 'tools', 'analysis_tools', 'benchmark.py')
 
 
+@pytest.mark.slow
 def test_cli_end_to_end(tmp_path):
     out = subprocess.run(
         [sys.executable, BENCH, '--models',
          'vheat-t:reference', 'vheat-t:matmul', 'swin-t', '--modes',
-         'infer', 'train', '--resolutions', '64', '--batch-sizes', '1',
+         'infer', 'train', '--sizes', '64', '--batch-sizes', '1',
          '--warmup', '0', '--runs', '2', '--threads', '1', '--out-dir',
          str(tmp_path)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -108,6 +108,7 @@ def test_compile_and_against_rows_and_ratios(tmp_path):
     assert '| 1.500 ' in table and 'x prev' in table
 
 
+@pytest.mark.slow
 def test_stream_benchmark_prints_both_checkouts():
     tool = os.path.join(REPO_ROOT, 'tools', 'analysis_tools',
                         'benchmark_stream.py')
@@ -118,12 +119,12 @@ def test_stream_benchmark_prints_both_checkouts():
         timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     rows = [line for line in out.stdout.splitlines()
-            if line.startswith('| this checkout') or
-            line.startswith('| against')]
+            if line.startswith('| tiny | this checkout') or
+            line.startswith('| tiny | against')]
     assert len(rows) == 2
     for row in rows:
         cells = [c.strip() for c in row.strip('|').split('|')]
-        assert float(cells[1]) > 0 and float(cells[3]) > 0
+        assert float(cells[2]) > 0 and float(cells[4]) > 0
 
 
 def test_dct_benchmark_tables(tmp_path, capsys):

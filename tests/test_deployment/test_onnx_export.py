@@ -103,6 +103,7 @@ def test_dynamic_file_computes_tables_fixed_file_bakes_them(dynamic_file,
         session(torch.randn(2, 3, 64, 64))
 
 
+@pytest.mark.slow
 def test_fixed_file_takes_the_dct_split(tmp_path, monkeypatch):
     """A fixed-size export of a 'split' model runs the split by the fixed
     rule of its baked lengths (lowered here so that every stage splits:
@@ -176,6 +177,7 @@ def test_matmul_adaptive_pool_equals_torch(out_size):
                        nn.AdaptiveAvgPool2d(out_size)(x)) < 1e-6
 
 
+@pytest.mark.slow
 def test_benchmark_onnxruntime_rows():
     from mmvheat.analysis.benchmark import run_config
     row = run_config('vheat-t:matmul', 'infer', 'fp32', 64, 1, warmup=0,

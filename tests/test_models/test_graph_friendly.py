@@ -250,8 +250,11 @@ def compile_counted(model, **kwargs):
                          **kwargs), counter
 
 
-@pytest.mark.parametrize('split', [False, True])
-@pytest.mark.parametrize('deploy', [False, True])
+SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize('split', [False, pytest.param(True, marks=SLOW)])
+@pytest.mark.parametrize('deploy', [False, pytest.param(True, marks=SLOW)])
 def test_compile_fullgraph_eval_without_autograd(deploy, split, request):
     """No graph break (fullgraph) at the FVE's size (tables when deployed)
     and at a non-square size that is not a multiple of 32 (in-graph
@@ -272,7 +275,7 @@ def test_compile_fullgraph_eval_without_autograd(deploy, split, request):
     assert counter.frame_count <= 2
 
 
-@pytest.mark.parametrize('split', [False, True])
+@pytest.mark.parametrize('split', [False, pytest.param(True, marks=SLOW)])
 def test_compile_fullgraph_training_forward_backward(split, request):
     """Training (selective checkpointing on) compiles without a graph
     break and gives the gradients of eager mode."""
@@ -349,6 +352,7 @@ def _train(runner) -> tuple:
     return runner.message_hub.get_scalar('val/logit_sum').current(), runner
 
 
+@pytest.mark.slow
 def test_ema_hook_validation_uses_the_ema_weights(tmp_path):
     """mmengine's EMAHook swaps the EMA weights in place before validation:
     the metric equals that of a fresh model loaded with the EMA weights."""

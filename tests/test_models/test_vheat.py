@@ -16,6 +16,7 @@ from mmvheat.models import VHeat
 
 
 # ---------------------------------------------------------------- fidelity
+@pytest.mark.slow  # full-size archs; test_hco_impls covers reduced ones
 @pytest.mark.parametrize('arch', ['tiny', 'small'])
 def test_matches_reference_with_fve_resize(arch):
     """On identical weights (the authors' key layout, loaded strictly) the
@@ -70,7 +71,8 @@ def test_classifier_parameter_and_tensor_counts(arch, params, tensors):
     assert len(model.state_dict()) + 2 == tensors
 
 
-@pytest.mark.parametrize('arch', ['tiny', 'small'])
+@pytest.mark.parametrize('arch', ['tiny', pytest.param('small',
+                                                        marks=pytest.mark.slow)])
 def test_authors_layout_loads_strictly_and_ours_is_plain(arch):
     """The authors' downstream backbone keys (Mask R-CNN/UperNet files)
     load with strict=True; our state dict is the plain layout, which loads

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmvheat.analysis.demo_data import (make_ade20k, make_coco,
-                                        make_imagenet)
+from mmvheat.analysis.demo_data import make_ade20k, make_coco, make_imagenet
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CLS_CFG = 'configs/demo/vheat-demo_4xb16_shapes-cls.py'
@@ -78,6 +77,7 @@ def tiny_demo_root(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('task,opts', [
     ('det', ['train_cfg.max_epochs=1']),
     ('seg', ['train_cfg.max_iters=2', 'train_cfg.val_interval=2']),
@@ -100,7 +100,8 @@ def test_demo_runs_each_task(tiny_demo_root, tmp_path, task, opts):
         assert panels == [f'{task}_{i:02d}.png'
                           for i in range({'seg': 2, 'cls': 4}[task])]
         first = cv2.imread(str(tmp_path / task / 'predictions' / panels[0]))
-        assert first.shape == {'seg': (256, 520, 3), 'cls': (256, 260, 3)}[task]
+        expected = {'seg': (256, 520, 3), 'cls': (256, 260, 3)}[task]
+        assert first.shape == expected
 
 
 def final_weights(path):
@@ -123,6 +124,7 @@ RESUME_CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('case', list(RESUME_CASES))
 def test_kill_and_resume_matches_uninterrupted(tmp_path, case):
     """SIGKILL a demo run after a mid-way checkpoint, resume: the final
@@ -192,8 +194,11 @@ def test_missing_data_gives_clear_errors(tmp_path):
 
 def test_rng_state_round_trip():
     import random
-    from mmvheat.engine.rng_state_hook import (capture_rng_state,
-                                               restore_rng_state)
+
+    from mmvheat.engine.rng_state_hook import (
+        capture_rng_state,
+        restore_rng_state,
+    )
     state = capture_rng_state()
     a = (torch.rand(3), np.random.rand(3), random.random())
     restore_rng_state(state)

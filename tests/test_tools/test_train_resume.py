@@ -60,6 +60,7 @@ def run_train(*args):
     return proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_train_save_and_resume(train_config):
     tmp, cfg = train_config
     work = tmp / 'work'
@@ -91,9 +92,9 @@ def test_train_save_and_resume(train_config):
 
 
 def test_refuses_unknown_objects_clearly(tmp_path):
-    from mmvheat.checkpoint import safe_torch_load
-
     import argparse
+
+    from mmvheat.checkpoint import safe_torch_load
     path = tmp_path / 'evil.pth'
     torch.save({'state_dict': {}, 'obj': argparse.Namespace(a=1)}, path)
     with pytest.raises(RuntimeError, match='MMVHEAT_UNSAFE_LOAD=1'):

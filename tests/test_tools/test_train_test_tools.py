@@ -12,8 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from mmvheat.analysis.demo_data import (SHAPES, make_ade20k, make_coco,
-                                        make_imagenet)
+from mmvheat.analysis.demo_data import (
+    SHAPES,
+    make_ade20k,
+    make_coco,
+    make_imagenet,
+)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CLASSES = tuple(SHAPES)
@@ -27,7 +31,8 @@ model = dict(
     backbone=dict(arch={tiny}, img_size=64,
                   init_cfg=dict(checkpoint=None)),
     neck=dict(in_channels=[8, 16, 32, 64]),
-    roi_head=dict(bbox_head=dict(num_classes=4), mask_head=dict(num_classes=4)))
+    roi_head=dict(bbox_head=dict(num_classes=4),
+                  mask_head=dict(num_classes=4)))
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
@@ -141,7 +146,8 @@ def workspace(tmp_path_factory):
     for task, (text, base, data, _, _) in TASKS.items():
         path = tmp / f'{task}_cfg.py'
         path.write_text(text.format(base=osp.join(ROOT, base),
-                                    data=str(tmp / data) + ('/' if data.endswith('/') else ''),
+                                    data=str(tmp / data) + (
+                                        '/' if data.endswith('/') else ''),
                                     classes=CLASSES, tiny=TINY))
         configs[task] = str(path)
     return tmp, configs
@@ -170,6 +176,7 @@ def trained(workspace):
     return ckpts
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('task', list(TASKS))
 def test_train_then_test(workspace, trained, task):
     tmp, configs = workspace
@@ -181,6 +188,7 @@ def test_train_then_test(workspace, trained, task):
     assert osp.exists(out)
 
 
+@pytest.mark.slow
 def test_seg_tta_and_show_dir(workspace, trained):
     tmp, configs = workspace
     show = tmp / 'show'
@@ -200,6 +208,7 @@ def test_test_missing_checkpoint(workspace):
     assert 'checkpoint not found' in proc.stderr
 
 
+@pytest.mark.slow
 def test_dist_train_two_cpu_processes(workspace):
     """The demo classifier config on 2 CPU processes (gloo), then
     dist_test.sh; both gather their evaluation across ranks."""
@@ -237,6 +246,7 @@ def test_dist_train_two_cpu_processes(workspace):
     assert re.search(r'accuracy/top1:\s*[\d.]+', log)
 
 
+@pytest.mark.slow
 def test_inferencers(workspace, trained):
     tmp, configs = workspace
     import cv2
@@ -247,8 +257,8 @@ def test_inferencers(workspace, trained):
 
     # Each library's inferencer in its own default scope (mixing three
     # libraries in one process otherwise leaks the last scope between them).
-    from mmengine.registry import DefaultScope
     from mmdet.apis import DetInferencer
+    from mmengine.registry import DefaultScope
     with DefaultScope.overwrite_default_scope('mmdet'):
         det = DetInferencer(model=configs['det'], weights=trained['det'],
                             device='cpu')
@@ -271,11 +281,11 @@ def test_inferencers(workspace, trained):
     assert len(res['pred_scores']) == 4
 
 
-def test_test_tool_accepts_released_segmentation_checkpoint(workspace):
+@pytest.mark.slow
+def test_test_tool_accepts_released_segmentation_checkpoint(
+        workspace, released_checkpoint):
     """tools/test.py with the real (unshrunk) UperNet vHeat-T config and a
     checkpoint in the released format, on the generated ADE20K layout."""
-    sys.path.insert(0, osp.join(ROOT, 'tests'))
-    from test_checkpoint import released_checkpoint
     tmp, _ = workspace
     base = tmp / 'mmseg_swin.py'
     base.write_text("_base_ = ['mmseg::swin/swin-tiny-patch4-window7-in1k-"
@@ -292,6 +302,7 @@ def test_test_tool_accepts_released_segmentation_checkpoint(workspace):
     assert re.search(r'mIoU:\s*[\d.]+', log), log[-3000:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('task,lib', [('det', 'mmdet'), ('seg', 'mmseg'),
                                       ('cls', 'mmpretrain')])
 def test_libraries_own_test_tools(workspace, trained, task, lib):
@@ -336,14 +347,17 @@ def test_torchrun_launchers_honour_python(tmp_path):
               env=dict(PYTHON=str(fake), PORT='29999'))
     assert out.startswith(f'RUN {fake} -m torch.distributed.run ')
     assert '--nproc_per_node=2 --master_port=29999' in out
-    assert out.rstrip().endswith('tools/train.py cfg.py --amp --launcher pytorch')
+    assert out.rstrip().endswith(
+        'tools/train.py cfg.py --amp --launcher pytorch')
     out = run('bash', 'tools/dist_test.sh', 'cfg.py', 'ck.pth', 1,
               env=dict(PYTHON=str(fake)))
-    assert out.rstrip().endswith('tools/test.py cfg.py ck.pth --launcher pytorch')
+    assert out.rstrip().endswith(
+        'tools/test.py cfg.py ck.pth --launcher pytorch')
     # without PYTHON: python3 from PATH
     shim = tmp_path / 'bin'
     shim.mkdir()
     (shim / 'python3').symlink_to(fake)
     out = run('bash', 'tools/dist_train.sh', 'cfg.py', 1,
               env=dict(PATH=f'{shim}:{os.environ["PATH"]}', PYTHON=''))
-    assert out.startswith('RUN ') and 'bin/python3 -m torch.distributed.run' in out
+    assert out.startswith('RUN ')
+    assert 'bin/python3 -m torch.distributed.run' in out

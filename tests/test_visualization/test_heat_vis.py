@@ -7,12 +7,24 @@ import numpy as np
 import pytest
 import torch
 
-from mmvheat.models import VHeat
 from mmvheat.analysis.visualization import (
-    area_ratio, block_impulse_response, channel_norm, conductivity,
-    default_block_ids, effective_receptive_field, grid_points, heat_kernel,
-    image_to_tensor, load_image, parse_block_ids, pca_rgb, reduce_channels,
-    spatial_spread, stage_features)
+    area_ratio,
+    block_impulse_response,
+    channel_norm,
+    conductivity,
+    default_block_ids,
+    effective_receptive_field,
+    grid_points,
+    heat_kernel,
+    image_to_tensor,
+    load_image,
+    parse_block_ids,
+    pca_rgb,
+    reduce_channels,
+    spatial_spread,
+    stage_features,
+)
+from mmvheat.models import VHeat
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO_CFG = osp.join(ROOT, 'configs/demo/vheat-demo_4xb16_shapes-cls.py')
@@ -161,6 +173,7 @@ def test_load_image_resizing(tmp_path):
 
 
 # --------------------------------------------------------------------- CLI
+@pytest.mark.slow
 def test_cli_writes_figures(tmp_path):
     from PIL import Image
     tool = load_tool()
@@ -168,7 +181,7 @@ def test_cli_writes_figures(tmp_path):
     out = tmp_path / 'out'
     written = tool.main([
         DEMO_CFG, '--img', img, '--out-dir',
-        str(out), '--img-size', '48', '--blocks', '0.0', '2.1',
+        str(out), '--shape', '48', '--blocks', '0.0', '2.1',
         '--erf-compare', 'swin', '--dpi', '50', '--impulse-scale', 'log',
         '--device', 'cpu', '--cfg-options', 'model.backbone.img_size=64'
     ])

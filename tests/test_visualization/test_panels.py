@@ -3,10 +3,13 @@ drawn at the output resolution."""
 import numpy as np
 import pytest
 
-from mmvheat.analysis.visualization.panels import (IGNORE_INDEX,
-                                                   classification_panel,
-                                                   legend, segmentation_panel,
-                                                   upscale)
+from mmvheat.analysis.visualization.panels import (
+    IGNORE_INDEX,
+    classification_panel,
+    legend,
+    segmentation_panel,
+    upscale,
+)
 
 PALETTE = [[220, 40, 40], [40, 200, 40]]
 

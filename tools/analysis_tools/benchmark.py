@@ -3,7 +3,7 @@
     python tools/analysis_tools/benchmark.py \
         [--models vheat-t:reference vheat-t:auto swin-t convnext-t] \
         [--modes infer train] [--dtypes fp32 bf16] \
-        [--resolutions 224 384 512 768 1024] [--batch-sizes auto | 8 ...] \
+        [--sizes 224 384 512 768 1024] [--batch-sizes auto | 8 ...] \
         [--device cpu|cuda] [--warmup 2] [--runs 5] [--no-deploy] \
         [--compile {off,on,both}] [--against DIR] [--threads N] \
         [--backend pytorch onnxruntime onnxruntime-fixed] \
@@ -56,18 +56,30 @@ def parse_args(argv=None):
     parser.add_argument('--models', nargs='+', default=DEFAULT_MODELS,
                         help="model specs, or 'all' (default: %(default)s)")
     parser.add_argument('--modes', nargs='+', default=['infer'],
-                        choices=['infer', 'train'])
+                        choices=['infer', 'train'],
+                        help="'infer': forward without autograd; 'train': "
+                        'forward, backward and an optimizer step '
+                        '(default: infer)')
     parser.add_argument('--dtypes', nargs='+', default=['fp32'],
                         choices=['fp32', 'fp16', 'bf16'],
                         help='fp16/bf16 run under autocast')
-    parser.add_argument('--resolutions', nargs='+', type=int,
-                        default=[224, 384, 512, 768, 1024])
+    parser.add_argument('--sizes', nargs='+', type=int,
+                        default=[224, 384, 512, 768, 1024],
+                        help='square input sizes; vHeat is built with '
+                        'img_size equal to each (default: %(default)s)')
+    parser.add_argument('--resolutions', dest='sizes', nargs='+', type=int,
+                        default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     parser.add_argument('--batch-sizes', nargs='+', default=['auto'],
                         help="ints, or 'auto': 8 at 224 scaled by 224^2 / "
                         'R^2 (at least 1) on CPU, 64 likewise on CUDA')
-    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
-    parser.add_argument('--warmup', type=int, default=2)
-    parser.add_argument('--runs', type=int, default=5)
+    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'],
+                        help='where the models run (default: cpu)')
+    parser.add_argument('--warmup', type=int, default=2,
+                        help='untimed steps before the timed ones '
+                        '(default: %(default)s)')
+    parser.add_argument('--runs', type=int, default=5,
+                        help='timed steps per configuration (default: '
+                        '%(default)s)')
     parser.add_argument('--no-deploy', action='store_true',
                         help='run vHeat inference in the training form')
     parser.add_argument('--compile', default='off',
@@ -84,7 +96,9 @@ def parse_args(argv=None):
                         'the vHeat specs (exported; inference fp32)')
     parser.add_argument('--threads', type=int, default=None,
                         help='torch CPU threads (default: torch decides)')
-    parser.add_argument('--out-dir', default='work_dirs/benchmark')
+    parser.add_argument('--out-dir', default='work_dirs/benchmark',
+                        help='where results.json, results.csv and '
+                        'benchmark.png go (default: %(default)s)')
     parser.add_argument('--repeat', type=int, default=1,
                         help='run the whole sweep this many times, '
                         'interleaved, and report per configuration the '
@@ -255,7 +269,7 @@ def sweep(args) -> list:
     results = []
     for mode in args.modes:
         for dtype in args.dtypes:
-            for res in args.resolutions:
+            for res in args.sizes:
                 for batch in batch_sizes(args, res):
                     for name, spec, compiled, root, backend in variants(
                             args):

@@ -36,9 +36,14 @@ import sys
 import torch
 import torch._dynamo
 
-from mmvheat.analysis.dct_benchmark import (MODEL_CASES, depth_case,
-                                            filter_case, model_case,
-                                            run_cases, table)
+from mmvheat.analysis.dct_benchmark import (
+    MODEL_CASES,
+    depth_case,
+    filter_case,
+    model_case,
+    run_cases,
+    table,
+)
 from mmvheat.ops import HCO_IMPLS, SPLIT_MIN_LENGTH
 
 
@@ -59,26 +64,39 @@ def parse_args(argv=None):
                         default=[parse_size(s) for s in (
                             '56', '100', '128', '200', '256', '320',
                             '200x304')],
-                        help='filter map sizes, N or HxW')
-    parser.add_argument('--channels', type=int, default=96)
+                        help='filter map sizes, N or HxW; none: skip the '
+                        'filter table')
+    parser.add_argument('--channels', type=int, default=96,
+                        help='channels of the filter maps (default: '
+                        '%(default)s)')
     parser.add_argument('--batch', type=int, default=1,
                         help='filter batch (default: %(default)s)')
     parser.add_argument('--models', nargs='*', default=list(MODEL_CASES),
-                        choices=MODEL_CASES)
+                        choices=MODEL_CASES,
+                        help='vHeat-T step cases to time; none: skip the '
+                        'model table (default: all)')
     parser.add_argument('--impls', nargs='+',
                         default=['matmul', 'split'],
-                        choices=HCO_IMPLS)
+                        choices=HCO_IMPLS,
+                        help='DCT implementations to compare (default: '
+                        '%(default)s)')
     parser.add_argument('--depth-sweep', type=int, metavar='D',
                         help='time 0..D splits per axis at --sizes instead')
     parser.add_argument('--grad', action='store_true',
                         help='time the filter forward and backward')
     parser.add_argument('--compile', action='store_true',
                         help='torch.compile the filters (filter table only)')
-    parser.add_argument('--repeat', type=int, default=3)
-    parser.add_argument('--runs', type=int, default=5)
+    parser.add_argument('--repeat', type=int, default=3,
+                        help='interleaved repeats; medians and ranges are '
+                        'over these (default: %(default)s)')
+    parser.add_argument('--runs', type=int, default=5,
+                        help='timed calls per repeat (default: '
+                        '%(default)s)')
     parser.add_argument('--threads', type=int,
                         help='torch threads (default: torch default)')
-    parser.add_argument('--out-dir', default='work_dirs/benchmark_dct')
+    parser.add_argument('--out-dir', default='work_dirs/benchmark_dct',
+                        help='where results.json and results.md go '
+                        '(default: %(default)s)')
     return parser.parse_args(argv)
 
 

@@ -4,11 +4,14 @@ mmdet's test loop does). Reports seconds per image and the process's peak
 memory, for this checkout and optionally another one (``--against DIR``,
 e.g. a ``git worktree`` of an earlier commit), interleaved.
 
-    python tools/analysis_tools/benchmark_stream.py [--arch tiny] \\
+    python tools/analysis_tools/benchmark_stream.py [--models tiny] \\
         [--img-size 512] [--images 8] [--min-side 480] [--max-side 800] \\
         [--repeat 3] [--against DIR]
 
 Each run is a fresh process; both checkouts see the same sizes and weights.
+``--img-size`` is the backbone's ``img_size`` (its FVE grid), not an input
+size: the inputs are drawn between ``--min-side`` and ``--max-side``.
+``--arch`` is the older spelling of ``--models``.
 Only the public ``VHeat`` API is used, so any checkout of this repository
 can serve as the baseline.
 """
@@ -21,6 +24,7 @@ import subprocess
 import sys
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ARCHS = ['tiny', 'small', 'base']
 
 WORKER = r'''
 import json, random, sys, time
@@ -56,38 +60,51 @@ def run(root: str, cfg: dict) -> dict:
     for line in out.stdout.splitlines():
         if line.startswith('RESULT '):
             return json.loads(line[len('RESULT '):])
-    raise RuntimeError(f'stream worker failed in {root}:\n{out.stderr[-2000:]}')
+    raise RuntimeError(
+        f'stream worker failed in {root}:\n{out.stderr[-2000:]}')
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--arch', default='tiny')
+    parser.add_argument('--models', nargs='+', default=['tiny'],
+                        choices=ARCHS,
+                        help='vHeat archs to run, one row each per checkout '
+                        '(default: tiny)')
+    parser.add_argument('--arch', dest='models', nargs=1, choices=ARCHS,
+                        default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     parser.add_argument('--img-size', type=int, default=512,
-                        help='FVE grid of the model (512 as the authors\' '
-                        'detection models)')
-    parser.add_argument('--images', type=int, default=8)
-    parser.add_argument('--min-side', type=int, default=480)
-    parser.add_argument('--max-side', type=int, default=800)
-    parser.add_argument('--repeat', type=int, default=3)
+                        help="the backbone's img_size, its FVE grid (512 as "
+                        "the authors' detection models), not an input size")
+    parser.add_argument('--images', type=int, default=8,
+                        help='images per run, each of another size '
+                        '(default: %(default)s)')
+    parser.add_argument('--min-side', type=int, default=480,
+                        help='smallest image side (default: %(default)s)')
+    parser.add_argument('--max-side', type=int, default=800,
+                        help='largest image side (default: %(default)s)')
+    parser.add_argument('--repeat', type=int, default=3,
+                        help='runs per model and checkout, interleaved; the '
+                        'table gives their medians (default: %(default)s)')
     parser.add_argument('--against', metavar='DIR',
                         help='another checkout to compare with')
     args = parser.parse_args(argv)
-    cfg = dict(arch=args.arch, img_size=args.img_size, images=args.images,
-               min_side=args.min_side, max_side=args.max_side)
     roots = {'this checkout': ROOT}
     if args.against:
         roots['against'] = osp.abspath(args.against)
-    results = {name: [] for name in roots}
+    results = {(model, name): [] for model in args.models for name in roots}
     for _ in range(args.repeat):
-        for name, root in roots.items():
-            results[name].append(run(root, cfg))
-    print(f'| checkout | s / image (median of {args.repeat}) | runs | '
-          'peak RSS MB (median) |')
-    print('|---|---|---|---|')
-    for name, runs in results.items():
+        for model, name in results:
+            cfg = dict(arch=model, img_size=args.img_size,
+                       images=args.images, min_side=args.min_side,
+                       max_side=args.max_side)
+            results[model, name].append(run(roots[name], cfg))
+    print(f'| model | checkout | s / image (median of {args.repeat}) | '
+          'runs | peak RSS MB (median) |')
+    print('|---|---|---|---|---|')
+    for (model, name), runs in results.items():
         t = [r['s_per_image'] for r in runs]
         m = [r['peak_mb'] for r in runs]
-        print(f'| {name} | {statistics.median(t):.3f} | '
+        print(f'| {model} | {name} | {statistics.median(t):.3f} | '
               f'{", ".join(f"{v:.3f}" for v in t)} | '
               f'{statistics.median(m):.0f} |')
 

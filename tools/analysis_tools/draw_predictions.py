@@ -15,15 +15,15 @@ import argparse
 import glob
 import os
 import os.path as osp
-import sys
 
 import numpy as np
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)
-
-from mmvheat.analysis.visualization.panels import (  # noqa: E402
-    IGNORE_INDEX, classification_panel, segmentation_panel)
+from mmvheat.analysis.visualization.panels import (
+    IGNORE_INDEX,
+    classification_panel,
+    segmentation_panel,
+)
+from mmvheat.utils import ignore_pkg_resources_deprecation
 
 
 def _files(pattern: str, what: str) -> list:
@@ -83,18 +83,24 @@ def draw_classification(config: str, checkpoint: str, data_root: str,
 
 def main(argv=None) -> list:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('task', choices=['seg', 'cls'])
-    parser.add_argument('config')
-    parser.add_argument('checkpoint')
+    parser.add_argument('task', choices=['seg', 'cls'],
+                        help="'seg': a segmentor on an ADE20K-layout folder; "
+                        "'cls': a classifier on an ImageNet-style folder")
+    parser.add_argument('config', help='config of the model')
+    parser.add_argument('checkpoint', help='weights of the model')
     parser.add_argument('--data-root', required=True,
                         help='the dataset folder of the task')
-    parser.add_argument('--out-dir', required=True)
-    parser.add_argument('--num', type=int, default=4)
+    parser.add_argument('--out-dir', required=True,
+                        help='where the panels (TASK_NN.png) go')
+    parser.add_argument('--num', type=int, default=4,
+                        help='validation images to draw (default: '
+                        '%(default)s)')
     parser.add_argument('--height', type=int, default=256,
                         help='panel height in pixels (text is drawn at it)')
     parser.add_argument('--min-confidence', type=float, default=0.5,
                         help='seg: leave predictions below it uncoloured')
     args = parser.parse_args(argv)
+    ignore_pkg_resources_deprecation()
     for path, what in [(args.config, 'config'),
                        (args.checkpoint, 'checkpoint'),
                        (args.data_root, 'data root')]:

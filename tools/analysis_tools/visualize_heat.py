@@ -1,7 +1,7 @@
 """Seeing the heat: figures of what vHeat's Heat Conduction Operators do.
 
     python tools/analysis_tools/visualize_heat.py CONFIG [CHECKPOINT] \\
-        --img IMG --out-dir DIR [--img-size 224 | --img-size H W] \\
+        --img IMG --out-dir DIR [--shape 224 | --shape H W] \\
         [--blocks 0.0 2.5 3.1] [--points 0.5,0.5 0.2,0.2] [--channels 0 5] \\
         [--impulse-scale linear|log] \\
         [--erf-point 0.5,0.5] [--erf-compare swin [--compare-checkpoint P]] \\
@@ -65,12 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
                         default='work_dirs/visualize_heat',
                         help='where to write the PNG files')
     parser.add_argument(
-        '--img-size',
+        '--shape',
         type=int,
         nargs='+',
         default=[224],
-        help='one int: shorter side, aspect kept (0: keep the image size); '
-        'two ints: fixed H W. Defaults to 224')
+        help='input size: one int is the shorter side, aspect kept (0: keep '
+        'the image size); two ints a fixed H W. Defaults to 224')
+    # the older spelling
+    parser.add_argument('--img-size', dest='shape', type=int, nargs='+',
+                        default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     parser.add_argument(
         '--blocks',
         nargs='+',
@@ -173,6 +176,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, str]:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    from mmvheat.utils import ignore_pkg_resources_deprecation
+    ignore_pkg_resources_deprecation()
     if not osp.isfile(args.img):
         parser.error(f'image file not found: {args.img}')
     if args.checkpoint is not None and not osp.isfile(args.checkpoint):
@@ -192,7 +197,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, str]:
     try:
         blocks = (vis.parse_block_ids(args.blocks, depths)
                   if args.blocks else vis.default_block_ids(depths))
-        image = vis.load_image(args.img, args.img_size)
+        image = vis.load_image(args.img, args.shape)
     except ValueError as err:
         parser.error(str(err))
     _check_channels(parser, args.channels, dims)

@@ -8,16 +8,35 @@
 * :mod:`.plots` - the matplotlib figures (used by
   ``tools/analysis_tools/visualize_heat.py``).
 """
-from .features import (area_ratio, build_swin, channel_norm,
-                       effective_receptive_field, output_cell, pca_rgb,
-                       stage_features)
-from .heat import (block_impulse_response, conductivity, default_block_ids,
-                   grid_points, heat_kernel, impulse_response, parse_block_ids,
-                   reduce_channels, spatial_spread)
+from .features import (
+    area_ratio,
+    build_swin,
+    channel_norm,
+    effective_receptive_field,
+    output_cell,
+    pca_rgb,
+    stage_features,
+)
+from .heat import (
+    block_impulse_response,
+    conductivity,
+    default_block_ids,
+    grid_points,
+    heat_kernel,
+    impulse_response,
+    parse_block_ids,
+    reduce_channels,
+    spatial_spread,
+)
 from .image import image_to_tensor, load_image, normalization
 from .model import build_vheat_backbone
-from .plots import (plot_conductivity, plot_erf, plot_features,
-                    plot_impulse_responses, save_figure)
+from .plots import (
+    plot_conductivity,
+    plot_erf,
+    plot_features,
+    plot_impulse_responses,
+    save_figure,
+)
 
 __all__ = [
     'area_ratio', 'block_impulse_response', 'build_swin',
