@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT, save_official_checkpoint
+from mmvheat.analysis.reference_vheat import ReferenceVHeat
 from mmvheat.checkpoint import (
     CheckpointError,
     convert_checkpoint,
@@ -27,7 +28,6 @@ from mmvheat.download import (
     is_url,
 )
 from mmvheat.models import VHeat
-from mmvheat.analysis.reference_vheat import ReferenceVHeat
 
 CLS_PATH = '/MzeroMiko/vHeat/releases/download/vheatcls/vHeat_tiny.pth'
 ARCH = dict(depths=[1, 1, 2, 1], dims=8, post_norm=True, layer_scale=0.1)

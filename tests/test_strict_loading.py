@@ -13,9 +13,14 @@ import torch
 import torch.nn as nn
 
 from conftest import REPO_ROOT, SMALL
-from mmvheat.checkpoint import (CheckpointError, UnsafeCheckpointError,
-                                check_checkpoint_fits, convert_checkpoint,
-                                load_backbone_weights, read_checkpoint)
+from mmvheat.checkpoint import (
+    CheckpointError,
+    UnsafeCheckpointError,
+    check_checkpoint_fits,
+    convert_checkpoint,
+    load_backbone_weights,
+    read_checkpoint,
+)
 from mmvheat.models import VHeat
 
 
@@ -214,8 +219,9 @@ def open_with(path_kind: str, path: str) -> None:
     if path_kind == 'read_checkpoint':
         read_checkpoint(path)
     elif path_kind == 'mmengine':  # tools/test.py, load_from, --resume
-        import mmvheat.engine  # noqa: F401
         from mmengine.runner.checkpoint import CheckpointLoader
+
+        import mmvheat.engine  # noqa: F401
         CheckpointLoader.load_checkpoint(path, map_location='cpu')
     elif path_kind == 'init_cfg':
         load_backbone_weights(VHeat(SMALL, img_size=64), path)

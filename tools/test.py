@@ -13,10 +13,18 @@ traceback.
 import argparse
 import sys
 
-from mmvheat.utils import (ToolError, add_common_args, build_runner,
-                           check_data_paths, fetch_checkpoint,
-                           ignore_pkg_resources_deprecation, load_config,
-                           run_tool, set_local_rank, teardown_distributed)
+from mmvheat.utils import (
+    ToolError,
+    add_common_args,
+    build_runner,
+    check_data_paths,
+    fetch_checkpoint,
+    ignore_pkg_resources_deprecation,
+    load_config,
+    run_tool,
+    set_local_rank,
+    teardown_distributed,
+)
 
 
 def parse_args(argv=None):

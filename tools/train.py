@@ -16,11 +16,20 @@ import sys
 
 from mmengine.logging import print_log
 
-from mmvheat.utils import (ToolError, add_common_args, build_runner,
-                           check_data_paths, check_pretrained,
-                           clear_pretrained, fetch_checkpoint,
-                           ignore_pkg_resources_deprecation, load_config,
-                           run_tool, set_local_rank, teardown_distributed)
+from mmvheat.utils import (
+    ToolError,
+    add_common_args,
+    build_runner,
+    check_data_paths,
+    check_pretrained,
+    clear_pretrained,
+    fetch_checkpoint,
+    ignore_pkg_resources_deprecation,
+    load_config,
+    run_tool,
+    set_local_rank,
+    teardown_distributed,
+)
 
 
 def parse_args(argv=None):

@@ -92,7 +92,7 @@ def _escape_plain_maths(text):
 
 def _escape_docstring(app, what, name, obj, options, lines):
     literal_indent = None
-    expect_literal = False
+    expect_literal, prev_indent = False, 0
     for i, line in enumerate(lines):
         stripped = line.lstrip()
         indent = len(line) - len(stripped)

@@ -6,14 +6,28 @@ Not imported by the core (``mmvheat``, ``mmvheat.models``); ``onnx``,
 ``onnxscript`` and ``onnxruntime`` (``requirements/deploy.txt``) are
 imported only by the functions that need them.
 """
-from .graph import (MIN_INPUT_SIZE, MatmulAdaptiveAvgPool2d,
-                    exportable_backbone)
-from .models import (TASKS, DeployError, Normalize, build_deploy_model,
-                     export_graph, load_model_weights, preprocess_of,
-                     reference_outputs, task_of)
-from .onnx_export import (MIN_OPSET, check_opset, check_size, export_onnx,
-                          max_rel_error, metadata_for, read_metadata,
-                          verify_sizes)
+from .graph import MIN_INPUT_SIZE, MatmulAdaptiveAvgPool2d, exportable_backbone
+from .models import (
+    TASKS,
+    DeployError,
+    Normalize,
+    build_deploy_model,
+    export_graph,
+    load_model_weights,
+    preprocess_of,
+    reference_outputs,
+    task_of,
+)
+from .onnx_export import (
+    MIN_OPSET,
+    check_opset,
+    check_size,
+    export_onnx,
+    max_rel_error,
+    metadata_for,
+    read_metadata,
+    verify_sizes,
+)
 from .preprocess import check_input_values, file_preprocessing, preprocess
 from .quantize import quantize_onnx, quantize_torch
 from .runtime import OnnxBackbone, OnnxClassifier, OnnxModel, OnnxSegmentor

@@ -1,21 +1,21 @@
 """Plain-torch building blocks of the Heat Conduction Operator."""
 from .filters import (
-                      DEFAULT_IMPL,
-                      HCO_IMPLS,
-                      dense_filter,
-                      fft_filter,
-                      heat_filter,
-                      split_dct_filter,
+    DEFAULT_IMPL,
+    HCO_IMPLS,
+    dense_filter,
+    fft_filter,
+    heat_filter,
+    split_dct_filter,
 )
 from .fve import fve_grid_for, resize_freq_embed
 from .heat import (
-                      dct2d,
-                      dct_bases,
-                      dct_matrix,
-                      decay_map,
-                      heat_decay,
-                      idct2d,
-                      separable_transform,
+    dct2d,
+    dct_bases,
+    dct_matrix,
+    decay_map,
+    heat_decay,
+    idct2d,
+    separable_transform,
 )
 from .split_dct import SPLIT_MIN_LENGTH, split_depth, split_filter
 

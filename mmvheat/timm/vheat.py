@@ -12,14 +12,24 @@ import torch
 import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ClassifierHead
-from timm.models import (adapt_input_conv, build_model_with_cfg,
-                         generate_default_cfgs, register_model,
-                         resolve_pretrained_cfg)
+from timm.models import (
+    adapt_input_conv,
+    build_model_with_cfg,
+    generate_default_cfgs,
+    register_model,
+    resolve_pretrained_cfg,
+)
 
-from mmvheat.checkpoint import (FVE_MODES, CheckpointError, adapt_freq_embeds,
-                                classifier_state_dict, describe_misfit,
-                                extract_weights, read_checkpoint,
-                                state_dict_misfit)
+from mmvheat.checkpoint import (
+    FVE_MODES,
+    CheckpointError,
+    adapt_freq_embeds,
+    classifier_state_dict,
+    describe_misfit,
+    extract_weights,
+    read_checkpoint,
+    state_dict_misfit,
+)
 from mmvheat.download import DownloadError, download_checkpoint
 from mmvheat.models import VHeat
 

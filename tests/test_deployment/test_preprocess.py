@@ -11,10 +11,17 @@ import torch
 from mmengine.config import Config
 
 from conftest import REPO_ROOT
-from mmvheat.deployment import (DeployError, OnnxClassifier,
-                                build_deploy_model, export_graph,
-                                export_onnx, file_preprocessing,
-                                metadata_for, preprocess, preprocess_of)
+from mmvheat.deployment import (
+    DeployError,
+    OnnxClassifier,
+    build_deploy_model,
+    export_graph,
+    export_onnx,
+    file_preprocessing,
+    metadata_for,
+    preprocess,
+    preprocess_of,
+)
 
 CLS_CONFIG = os.path.join(REPO_ROOT, 'configs', 'demo',
                           'vheat-demo_4xb16_shapes-cls.py')
