@@ -11,17 +11,25 @@ from .graph import (MIN_INPUT_SIZE, ExportableVHeat, graph_decay_base,
 from .models import (TASKS, DeployError, Normalize, build_deploy_model,
                      export_graph, load_model_weights, preprocess_of,
                      reference_outputs, task_of)
+from .detection import (SUPPORTED, MaskRCNNGraph, check_mask_rcnn,
+                        mask_rcnn_test_cfg)
 from .onnx_export import (MIN_OPSET, check_opset, check_size, export_onnx,
                           max_rel_error, metadata_for, read_metadata,
-                          verify_sizes)
+                          task_metadata, verify_sizes)
 from .quantize import quantize_onnx, quantize_torch
-from .runtime import OnnxBackbone, OnnxClassifier, OnnxModel, OnnxSegmentor
+from .runtime import (OnnxBackbone, OnnxClassifier, OnnxDetector, OnnxModel,
+                      OnnxSegmentor, check_file_fits_config, paste_masks,
+                      slide_windows)
 
 __all__ = [
-    'MIN_INPUT_SIZE', 'MIN_OPSET', 'TASKS', 'DeployError', 'ExportableVHeat',
-    'Normalize', 'OnnxBackbone', 'OnnxClassifier', 'OnnxModel',
-    'OnnxSegmentor', 'build_deploy_model', 'check_opset', 'check_size',
-    'export_graph', 'export_onnx', 'graph_decay_base', 'graph_dct_basis',
-    'load_model_weights', 'max_rel_error', 'metadata_for', 'preprocess_of',
-    'quantize_onnx', 'quantize_torch', 'read_metadata', 'reference_outputs', 'task_of', 'verify_sizes'
+    'MIN_INPUT_SIZE', 'MIN_OPSET', 'SUPPORTED', 'TASKS', 'DeployError',
+    'ExportableVHeat', 'MaskRCNNGraph', 'Normalize', 'OnnxBackbone',
+    'OnnxClassifier', 'OnnxDetector', 'OnnxModel', 'OnnxSegmentor',
+    'build_deploy_model', 'check_file_fits_config', 'check_mask_rcnn',
+    'check_opset', 'check_size', 'export_graph', 'export_onnx',
+    'graph_decay_base', 'graph_dct_basis', 'load_model_weights',
+    'mask_rcnn_test_cfg', 'max_rel_error', 'metadata_for', 'paste_masks',
+    'preprocess_of', 'quantize_onnx', 'quantize_torch', 'read_metadata',
+    'reference_outputs', 'slide_windows', 'task_of', 'task_metadata',
+    'verify_sizes'
 ]
