@@ -283,9 +283,10 @@ class MaskRCNNGraph(nn.Module):
 
     @staticmethod
     def _coder(coder: nn.Module) -> dict:
+        # mmdet's heads call decode() with its default wh_ratio_clip
         return dict(means=[float(m) for m in coder.means],
                     stds=[float(s) for s in coder.stds],
-                    wh_ratio_clip=float(coder.wh_ratio_clip))
+                    wh_ratio_clip=16 / 1000)
 
     def anchors(self, level: int, feat: Tensor) -> Tensor:
         """The anchors of ``level`` for its (symbolic) feature size, in
@@ -341,7 +342,7 @@ class MaskRCNNGraph(nn.Module):
         cls_score, bbox_pred = self.bbox_head(roi_feats)
         num = self.num_classes
         scores = cls_score.softmax(dim=-1)[:, :num]
-        priors = proposals.repeat_interleave(num, dim=0)
+        priors = proposals[:, None, :].expand(-1, num, 4).reshape(-1, 4)
         boxes = decode_deltas(priors, bbox_pred.reshape(-1, 4),
                               img_shape=img_shape, **self.rcnn_coder)
         boxes = boxes.reshape(-1, num, 4)
