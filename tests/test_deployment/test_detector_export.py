@@ -1,6 +1,8 @@
 """The whole Mask R-CNN in one ONNX file: the export-friendly PyTorch graph
 and the file in ONNX Runtime against mmdet's own ``predict`` on the same
 weights (the reduced demo detector), the runtime, and the error messages."""
+import copy
+
 import numpy as np
 import onnx
 import pytest
@@ -81,6 +83,7 @@ def test_graph_matches_mmdet_predict(detector, case):
              (ih, iw), 1e-5)
 
 
+@pytest.mark.slow
 def test_onnx_file_is_standard_ops(det_file):
     model = onnx.load(det_file)
     ops = {(n.domain or 'ai.onnx', n.op_type) for n in model.graph.node}
@@ -92,6 +95,7 @@ def test_onnx_file_is_standard_ops(det_file):
                                                     'masks']
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('case', CASES)
 def test_onnx_matches_mmdet_predict(detector, det_file, case):
     """One dynamic file, three input sizes (one it was exported at):
@@ -106,6 +110,7 @@ def test_onnx_matches_mmdet_predict(detector, det_file, case):
              (ih, iw), 1e-3)
 
 
+@pytest.mark.slow
 def test_onnx_detector_predict_matches_mmdet(detector, det_file):
     """Images in, DetDataSamples out: the config's test pipeline (resize
     to 128 keep-ratio), boxes in the original image, masks pasted at full
@@ -129,10 +134,10 @@ def test_onnx_detector_predict_matches_mmdet(detector, det_file):
     assert mask_iou(mine.masks, theirs.masks).min() >= 0.99
 
 
-def test_errors(detector, det_file, tmp_path):
+def test_errors(detector, tmp_path):
     model, cfg = detector
     # a detector the graph does not reproduce
-    faster = cfg.copy()
+    faster = copy.deepcopy(cfg)
     with pytest.raises(DeployError) as err:
         model.roi_head.mask_head.class_agnostic = True
         try:
@@ -152,19 +157,25 @@ def test_errors(detector, det_file, tmp_path):
     # a file of another task than the config
     with pytest.raises(DeployError, match='is a whole-detector .Mask R-CNN. '
                        'export but the config is a segmentor config'):
-        seg = cfg.copy()
+        seg = copy.deepcopy(cfg)
         seg.default_scope = 'mmseg'
         check_file_fits_config({'mmvheat.task': 'detector'}, seg, 'x.onnx')
+    with pytest.raises(DeployError, match='batch 1'):
+        export_onnx(export_graph(model), str(tmp_path / 'x.onnx'), (64, 64),
+                    batch=2, dynamic=False)
+
+
+@pytest.mark.slow
+def test_runtime_errors(detector, det_file):
+    _, cfg = detector
     with pytest.raises(DeployError, match='predicts 4 classes but the '
                        "config's model has 80"):
-        other = cfg.copy()
+        other = copy.deepcopy(cfg)
         other.model.roi_head.bbox_head.num_classes = 80
         OnnxDetector(det_file, other)
-    # a tiny image
     session = OnnxDetector(det_file, cfg)
     with pytest.raises(DeployError, match=r'image 0 size \(20, 50\) is too '
                        'small: vHeat needs H and W >= 32'):
         session.predict(np.zeros((20, 50, 3), np.uint8))
-    with pytest.raises(DeployError, match='batch 1'):
-        export_onnx(export_graph(model), str(tmp_path / 'x.onnx'), (64, 64),
-                    batch=2, dynamic=False)
+    with pytest.raises(DeployError, match='one image at a time'):
+        session.raw_outputs(torch.zeros(2, 3, 64, 64), (64, 64))
