@@ -148,11 +148,18 @@ def _build_from_config(cfg, part: dict):
 def data_preprocessor_of(cfg):
     """The config's data preprocessor (the model's, or the top-level
     ``data_preprocessor``) as its library builds it."""
+    from .models import task_of
     part = cfg.model.get('data_preprocessor') or cfg.get('data_preprocessor')
     if not part:
         raise DeployError('the config has no data_preprocessor (model.'
                           'data_preprocessor): cannot preprocess as the '
                           'model does')
+    part = dict(part)
+    # the models' own defaults when the config names no type
+    part.setdefault('type', {
+        'classifier': 'mmpretrain.ClsDataPreprocessor',
+        'segmentor': 'mmseg.SegDataPreprocessor',
+        'detector': 'mmdet.DetDataPreprocessor'}[task_of(cfg)])
     return _build_from_config(cfg, part).eval()
 
 
