@@ -179,3 +179,38 @@ def test_runtime_errors(detector, det_file):
         session.predict(np.zeros((20, 50, 3), np.uint8))
     with pytest.raises(DeployError, match='one image at a time'):
         session.raw_outputs(torch.zeros(2, 3, 64, 64), (64, 64))
+
+
+@pytest.mark.slow
+def test_cli_whole_detector_and_features_only(tmp_path):
+    """pytorch2onnx.py on the demo Mask R-CNN: the whole detector by
+    default (--verify compares detections at 3 sizes), the FPN maps with
+    --features-only."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import DEMO_DET_CONFIG, REPO_ROOT
+    tool = os.path.join(REPO_ROOT, 'tools', 'deployment', 'pytorch2onnx.py')
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT)
+
+    def run(*args):
+        return subprocess.run([sys.executable, tool, DEMO_DET_CONFIG, *args],
+                              capture_output=True, text=True, env=env,
+                              cwd=REPO_ROOT)
+
+    whole = str(tmp_path / 'whole.onnx')
+    res = run('--out', whole, '--dynamic', '--verify', '--shape', '96', '96')
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert '(detector, dynamic H/W, batch 1, opset 18' in res.stdout
+    assert 'OK tolerance 0.0001' in res.stdout
+    assert [o.name for o in onnx.load(whole).graph.output] == [
+        'dets', 'labels', 'masks']
+    feats = str(tmp_path / 'fpn.onnx')
+    res = run('--out', feats, '--dynamic', '--features-only', '--verify',
+              '--shape', '64', '64')
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert [o.name for o in onnx.load(feats).graph.output] == [
+        f'feat{i}' for i in range(5)]
+    res = run('--out', feats, '--features-only', '--backbone-only')
+    assert res.returncode == 2 and 'not allowed with' in res.stderr

@@ -187,7 +187,8 @@ def main(argv=None):
     except (DeployError, CheckpointError, FileNotFoundError) as err:
         sys.exit(f'pytorch2onnx: error: {err}')
     task = graph.task
-    kind = 'dynamic batch/H/W' if args.dynamic else \
+    kind = ('dynamic H/W, batch 1' if task == 'detector'
+            else 'dynamic batch/H/W') if args.dynamic else \
         f'fixed {args.batch}x3x{size[0]}x{size[1]}'
     print_log(f'wrote {args.out} ({task}, {kind}, opset {args.opset}, '
               f'{osp.getsize(args.out) / 2**20:.1f} MB) in '
