@@ -271,7 +271,6 @@ class MaskRCNNGraph(nn.Module):
         for i, base in enumerate(anchors.base_anchors):
             self.register_buffer(f'base_anchors{i}', base.clone().float(),
                                  persistent=False)
-        self.num_levels = anchors.num_levels
         self.rpn_coder = self._coder(rpn.bbox_coder)
         roi = model.roi_head
         self.bbox_roi = _RoIFeatures(roi.bbox_roi_extractor)

@@ -435,6 +435,13 @@ class OnnxDetector(_TaskSession):
             raise DeployError('OnnxDetector needs the config the file was '
                               'exported from (its test pipeline)')
         super().__init__(path, config, providers, threads)
+        inputs = [i.name for i in self.session.get_inputs()]
+        if inputs != ['input', 'img_shape']:
+            raise DeployError(
+                f'{path} takes {inputs}, not (input, img_shape): it is not a '
+                'whole-detector export (an older pytorch2onnx.py exported '
+                'the backbone + FPN only for Mask R-CNN configs); export it '
+                'again without --features-only')
         self.test_cfg = json.loads(self.metadata.get(
             'mmvheat.test_cfg', '{"rcnn": {"mask_thr_binary": 0.5}}'))
         self._pipelines: Dict[str, Any] = {}
