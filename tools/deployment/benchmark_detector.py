@@ -39,6 +39,10 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', default='work_dirs/det_benchmark')
     parser.add_argument('--no-int8', action='store_true')
     parser.add_argument('--random-heads', action='store_true')
+    parser.add_argument('--reuse', action='store_true',
+                        help='reuse the files of an earlier run in '
+                        '--work-dir (same config and options) instead of '
+                        'exporting again')
     return parser.parse_args(argv)
 
 
@@ -78,13 +82,14 @@ def main(argv=None):
                                       .manual_seed(0))
     os.makedirs(args.work_dir, exist_ok=True)
     fp32 = osp.join(args.work_dir, 'mask_rcnn_fp32.onnx')
-    start = time.perf_counter()
-    graph = export_graph(model)
-    export_onnx(graph, fp32, (256, 384), dynamic=True,
-                metadata={**metadata_for(False, preprocess_of(model)),
-                          **task_metadata(model, graph)})
-    print(f'export (dynamic H/W): {time.perf_counter() - start:.0f} s, '
-          f'{osp.getsize(fp32) / 2**20:.0f} MB')
+    if not (args.reuse and osp.isfile(fp32)):
+        start = time.perf_counter()
+        graph = export_graph(model)
+        export_onnx(graph, fp32, (256, 384), dynamic=True,
+                    metadata={**metadata_for(False, preprocess_of(model)),
+                              **task_metadata(model, graph)})
+        print(f'export (dynamic H/W): {time.perf_counter() - start:.0f} s, '
+              f'{osp.getsize(fp32) / 2**20:.0f} MB')
     runners = {}
     from mmdet.structures import DetDataSample
     meta = dict(img_shape=(h, w), ori_shape=(h, w), scale_factor=(1., 1.),
@@ -101,7 +106,8 @@ def main(argv=None):
                                                   threads=args.threads)}
     if not args.no_int8:
         int8 = osp.join(args.work_dir, 'mask_rcnn_int8.onnx')
-        quantize_onnx(fp32, int8)
+        if not (args.reuse and osp.isfile(int8)):
+            quantize_onnx(fp32, int8)
         sessions['ONNX Runtime int8 (dynamic)'] = OnnxDetector(
             int8, cfg, threads=args.threads)
     for name, session in sessions.items():
