@@ -7,11 +7,10 @@ file in ONNX Runtime, fp32 and int8 (dynamic quantization), one image.
 
 The image is a random (H, W) input already resized and normalised, padded
 to a multiple of 32 as the data preprocessor pads it: preprocessing
-(decoding, resizing, normalising) is excluded from every column, as is mask
-pasting at the original resolution (both runtimes return boxes and 28x28
-masks; mmdet's ``predict`` is called with ``rescale=False``, which still
-pastes the masks at the input size, so the PyTorch column includes that
-paste). Each column is the median of ``--repeat`` interleaved runs after a
+(decoding, resizing, normalising) is excluded from every column. mmdet's
+``predict`` is called with ``rescale=False``, which pastes the masks at the
+image size; the ONNX columns paste theirs the same way
+(``paste_masks``), so every column is image in, pasted masks out. Each column is the median of ``--repeat`` interleaved runs after a
 warm-up run. Without a checkpoint the model is randomly initialised;
 ``--random-heads`` redraws its weights with unit gain so that many boxes
 pass the score threshold (``max_per_img`` detections reach the mask head,
@@ -66,8 +65,8 @@ def main(argv=None):
 
     from mmvheat.deployment import (OnnxDetector, build_deploy_model,
                                     export_graph, export_onnx, metadata_for,
-                                    preprocess_of, quantize_onnx,
-                                    task_metadata)
+                                    paste_masks, preprocess_of,
+                                    quantize_onnx, task_metadata)
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = Config.fromfile(args.config)
@@ -110,9 +109,13 @@ def main(argv=None):
             quantize_onnx(fp32, int8)
         sessions['ONNX Runtime int8 (dynamic)'] = OnnxDetector(
             int8, cfg, threads=args.threads)
+    def onnx(session):
+        dets, labels, masks = session.raw_outputs(image, (h, w))
+        paste_masks(masks, dets[:, :4], h, w)  # as predict(rescale=False)
+        return len(labels)
+
     for name, session in sessions.items():
-        runners[name] = (lambda s: lambda: len(s.raw_outputs(
-            image, (h, w))[1]))(session)
+        runners[name] = (lambda s: lambda: onnx(s))(session)
     times = {name: [] for name in runners}
     counts = {name: run() for name, run in runners.items()}  # warm-up
     for _ in range(args.repeat):
