@@ -75,6 +75,7 @@ def test_slide_windows_as_mmseg():
     assert slide_windows(40, 50, (64, 64), (43, 43)) == [(0, 40, 0, 50)]
 
 
+@pytest.mark.slow
 def test_segmentor_slide_matches_mmseg(tmp_path):
     """Slide mode from the config (crop 64, stride 43) against mmseg's own
     ``slide_inference`` on the same weights, odd image size."""
@@ -116,6 +117,7 @@ def test_tool_on_demo_data(task, demo_root, tmp_path):
     assert 'ran 4 images' in res.stdout or task == 'classifier'
 
 
+@pytest.mark.slow
 def test_tool_errors(tmp_path):
     res = run_tool(CONFIGS['detector'], str(tmp_path / 'none.onnx'))
     assert res.returncode == 1
