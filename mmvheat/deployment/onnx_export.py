@@ -16,7 +16,8 @@ from .graph import MIN_INPUT_SIZE
 from .models import DeployError
 
 __all__ = ['MIN_OPSET', 'check_opset', 'check_size', 'export_onnx',
-           'output_names', 'example_inputs', 'verify_sizes', 'max_rel_error', 'read_metadata',
+           'output_names', 'example_inputs', 'verify_sizes',
+           'max_rel_error', 'read_metadata',
            'metadata_for', 'task_metadata']
 
 # torch's exporter implements opset 18 and later (it silently keeps 18 when

@@ -10,9 +10,11 @@ to a multiple of 32 as the data preprocessor pads it: preprocessing
 (decoding, resizing, normalising) is excluded from every column. mmdet's
 ``predict`` is called with ``rescale=False``, which pastes the masks at the
 image size; the ONNX columns paste theirs the same way
-(``paste_masks``), so every column is image in, pasted masks out. Each column is the median of ``--repeat`` interleaved runs after a
+(``paste_masks``), so every column is image in, pasted masks out. Each
+column is the median of ``--repeat`` interleaved runs after a
 warm-up run. Without a checkpoint the model is randomly initialised;
-``--random-heads`` redraws its weights with unit gain so that many boxes
+``--random-heads`` redraws every weight matrix (backbone included) with
+unit gain, and the heads' biases, so that many boxes
 pass the score threshold (``max_per_img`` detections reach the mask head,
 the full post-processing load) instead of mmdet's init, whose near-uniform
 class scores leave no detections.
