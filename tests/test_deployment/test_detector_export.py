@@ -214,3 +214,33 @@ def test_cli_whole_detector_and_features_only(tmp_path):
         f'feat{i}' for i in range(5)]
     res = run('--out', feats, '--features-only', '--backbone-only')
     assert res.returncode == 2 and 'not allowed with' in res.stderr
+
+
+@pytest.mark.slow
+def test_normalisation_in_graph_with_padding(detector, tmp_path):
+    """A --normalize file takes raw pixels: OnnxDetector turns the padded,
+    normalised batch back into raw pixels (padding = the mean), and the
+    detections equal mmdet's on an image padded from 87 to 96 rows."""
+    from mmvheat.deployment import metadata_for, preprocess_of, task_metadata
+    model, cfg = detector
+    graph = export_graph(model, normalize=True)
+    path = str(tmp_path / 'norm.onnx')
+    export_onnx(graph, path, (128, 128), dynamic=True,
+                metadata={**metadata_for(True, preprocess_of(model)),
+                          **task_metadata(model, graph)})
+    session = OnnxDetector(path, cfg)
+    assert session.normalize_in_graph
+    image = np.random.default_rng(1).integers(0, 255, (75, 110, 3),
+                                              dtype=np.uint8)
+    ours = session.predict(image)[0]
+    data = session._pipeline(True)(dict(img=image, img_id=0))
+    with torch.no_grad():
+        ref = model.test_step(dict(inputs=[data['inputs']],
+                                   data_samples=[data['data_samples']]))[0]
+    assert ours.img_shape == (87, 128)
+    mine, theirs = ours.pred_instances, ref.pred_instances
+    assert len(theirs) > 3
+    assert mine.labels.tolist() == theirs.labels.tolist()
+    assert ((mine.bboxes - theirs.bboxes).abs().max()
+            / theirs.bboxes.abs().max()) < 1e-3
+    assert mask_iou(mine.masks, theirs.masks).min() >= 0.99
