@@ -6,6 +6,12 @@ Not imported by the core (``mmvheat``, ``mmvheat.models``); ``onnx``,
 ``onnxscript`` and ``onnxruntime`` (``requirements/deploy.txt``) are
 imported only by the functions that need them.
 """
+from .detection import (
+    SUPPORTED,
+    MaskRCNNGraph,
+    check_mask_rcnn,
+    mask_rcnn_test_cfg,
+)
 from .graph import MIN_INPUT_SIZE, MatmulAdaptiveAvgPool2d, exportable_backbone
 from .models import (
     TASKS,
@@ -26,20 +32,32 @@ from .onnx_export import (
     max_rel_error,
     metadata_for,
     read_metadata,
+    task_metadata,
     verify_sizes,
 )
 from .preprocess import check_input_values, file_preprocessing, preprocess
 from .quantize import quantize_onnx, quantize_torch
-from .runtime import OnnxBackbone, OnnxClassifier, OnnxModel, OnnxSegmentor
+from .runtime import (
+    OnnxBackbone,
+    OnnxClassifier,
+    OnnxDetector,
+    OnnxModel,
+    OnnxSegmentor,
+    check_file_fits_config,
+    paste_masks,
+    slide_windows,
+)
 
 __all__ = [
-    'MIN_INPUT_SIZE', 'MIN_OPSET', 'TASKS', 'DeployError',
-    'MatmulAdaptiveAvgPool2d', 'Normalize', 'OnnxBackbone', 'OnnxClassifier',
-    'OnnxModel', 'OnnxSegmentor', 'build_deploy_model', 'check_opset',
-    'check_size', 'export_graph', 'export_onnx', 'exportable_backbone',
-    'load_model_weights', 'max_rel_error', 'metadata_for', 'preprocess_of',
+    'MIN_INPUT_SIZE', 'MIN_OPSET', 'SUPPORTED', 'TASKS', 'DeployError',
+    'MaskRCNNGraph', 'MatmulAdaptiveAvgPool2d', 'Normalize', 'OnnxBackbone',
+    'OnnxClassifier', 'OnnxDetector', 'OnnxModel', 'OnnxSegmentor',
+    'build_deploy_model', 'check_file_fits_config', 'check_mask_rcnn',
+    'check_opset', 'check_size', 'export_graph', 'export_onnx',
+    'exportable_backbone', 'load_model_weights', 'mask_rcnn_test_cfg',
+    'max_rel_error', 'metadata_for', 'paste_masks', 'preprocess_of',
     'quantize_onnx', 'quantize_torch', 'read_metadata', 'reference_outputs',
-    'task_of', 'verify_sizes'
+    'slide_windows', 'task_of', 'task_metadata', 'verify_sizes'
 ]
 # images -> what an exported file takes (mmvheat.deployment.preprocess)
 __all__ += ['check_input_values', 'file_preprocessing', 'preprocess']

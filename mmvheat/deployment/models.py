@@ -34,7 +34,8 @@ __all__ = ['DeployError', 'TASKS', 'task_of', 'build_deploy_model',
 TASKS = {
     'classifier': ('mmpretrain', 'logits (B, num_classes)'),
     'segmentor': ('mmseg', 'whole-image logits (B, num_classes, H, W)'),
-    'detector': ('mmdet', 'backbone + neck (FPN) feature maps'),
+    'detector': ('mmdet', 'dets (1, N, 5), labels (1, N), masks '
+                 '(1, N, 28, 28): the whole Mask R-CNN'),
 }
 
 
@@ -173,7 +174,9 @@ class _TaskGraph(nn.Module):
     def __init__(self, model: nn.Module, fixed_size, normalize: bool,
                  backbone_only: bool) -> None:
         super().__init__()
-        self.task = 'backbone' if backbone_only else model.task
+        # a detector's task graph stops at the neck (see MaskRCNNGraph)
+        self.task = 'backbone' if backbone_only else (
+            'neck' if model.task == 'detector' else model.task)
         self.normalize = Normalize(*preprocess_of(model)) if normalize \
             else nn.Identity()
         self.backbone = exportable_backbone(model.backbone, fixed_size)
@@ -202,7 +205,8 @@ class _TaskGraph(nn.Module):
 def export_graph(model: nn.Module,
                  fixed_size: Optional[Sequence[int]] = None,
                  normalize: bool = False,
-                 backbone_only: bool = False) -> nn.Module:
+                 backbone_only: bool = False,
+                 features_only: bool = False) -> nn.Module:
     """The module exported for ``model`` (from :func:`build_deploy_model`).
 
     * classifier: images -> logits (B, num_classes) (``head(neck(...))``,
@@ -210,8 +214,11 @@ def export_graph(model: nn.Module,
     * segmentor: images -> whole-image logits (B, num_classes, H, W): the
       decode head's output resized bilinearly to the input, as mmseg's
       whole-mode inference before the argmax;
-    * detector: images -> the neck's feature maps (Mask R-CNN's FPN
-      levels); the RPN and RoI heads are not in the graph;
+    * detector (Mask R-CNN): (image (1, 3, H, W), img_shape (2, )) ->
+      dets, labels, masks: the whole test path, see
+      :class:`~.detection.MaskRCNNGraph`;
+    * detector with ``features_only``: images -> the neck's feature maps
+      (FPN levels), task ``'neck'``;
     * ``backbone_only``: images -> the vHeat backbone's feature maps.
 
     Args:
@@ -224,7 +231,12 @@ def export_graph(model: nn.Module,
             to False: the graph takes normalised RGB images, as the model's
             own forward does after its data preprocessor.
         backbone_only (bool): Export the backbone alone. Defaults to False.
+        features_only (bool): For a detector, stop at the neck. Defaults to
+            False.
     """
+    if model.task == 'detector' and not (backbone_only or features_only):
+        from .detection import MaskRCNNGraph
+        return MaskRCNNGraph(model, fixed_size, normalize).eval()
     return _TaskGraph(model, fixed_size, normalize, backbone_only).eval()
 
 
@@ -236,6 +248,10 @@ def reference_outputs(model: nn.Module, task: str,
     with torch.no_grad():
         if task == 'backbone':
             return tuple(model.backbone(images))
+        if task == 'detector':
+            raise DeployError('the whole-detector graph has no tensor '
+                              'reference: compare detections instead '
+                              '(mmvheat.deployment.compare_detections)')
         if task == 'classifier':
             return (model(images, mode='tensor'), )
         if task == 'segmentor':

@@ -16,8 +16,9 @@ from .graph import MIN_INPUT_SIZE
 from .models import DeployError
 
 __all__ = ['MIN_OPSET', 'check_opset', 'check_size', 'export_onnx',
-           'output_names', 'verify_sizes', 'max_rel_error', 'read_metadata',
-           'metadata_for']
+           'output_names', 'example_inputs', 'verify_sizes',
+           'max_rel_error', 'read_metadata',
+           'metadata_for', 'task_metadata']
 
 # torch's exporter implements opset 18 and later (it silently keeps 18 when
 # asked for less); the graph also needs it: the FVE's cubic Resize uses the
@@ -54,12 +55,28 @@ def check_size(size: Sequence[int], what: str = 'input') -> Tuple[int, int]:
     return size
 
 
+DETECTOR_INPUTS = [INPUT_NAME, 'img_shape']
+DETECTOR_OUTPUTS = ['dets', 'labels', 'masks']
+
+
 def output_names(task: str, num_outputs: int) -> List[str]:
     if task == 'classifier':
         return ['logits']
     if task == 'segmentor':
         return ['seg_logits']
+    if task == 'detector':
+        return list(DETECTOR_OUTPUTS)
     return [f'feat{i}' for i in range(num_outputs)]
+
+
+def example_inputs(task: str, batch: int,
+                   size: Tuple[int, int]) -> Tuple[torch.Tensor, ...]:
+    """Random example inputs of the graph of ``task``: images, and for the
+    whole detector also ``img_shape`` (the image fills the input)."""
+    x = torch.randn(batch, 3, *size)
+    if task == 'detector':
+        return x, torch.tensor([float(size[0]), float(size[1])])
+    return (x, )
 
 
 def export_onnx(graph: nn.Module,
@@ -71,13 +88,19 @@ def export_onnx(graph: nn.Module,
                 metadata: Optional[Dict[str, str]] = None) -> str:
     """Export ``graph`` to ``path`` with ``torch.onnx.export(dynamo=True)``.
 
+    The whole-detector graph (task ``'detector'``) takes two inputs,
+    ``input`` (1, 3, H, W) and ``img_shape`` (2, ), and has batch 1 (its
+    outputs have a data-dependent length per image); ``dynamic`` makes H and
+    W dynamic only.
+
     Args:
         graph (nn.Module): From :func:`export_graph`.
         path (str): The ``.onnx`` file (weights inside, one file).
         size (tuple[int, int]): (H, W) of the example input; the only size
             the file takes unless ``dynamic``.
         batch (int): Example batch (at least 2 when ``dynamic``); the only
-            batch a fixed file takes. Defaults to 1.
+            batch a fixed file takes. Must be 1 for the whole detector.
+            Defaults to 1.
         dynamic (bool): Dynamic batch, H and W (H, W >= 32). Defaults to
             True.
         opset (int): ONNX opset (>= :data:`MIN_OPSET`). Defaults to 18.
@@ -90,27 +113,36 @@ def export_onnx(graph: nn.Module,
     """
     check_opset(opset)
     size = check_size(size)
-    if dynamic:  # an example batch of 1 would fix the batch at 1
+    task = getattr(graph, 'task', 'backbone')
+    detector = task == 'detector'
+    if detector and batch != 1:
+        raise DeployError(
+            f'--batch {batch}: the whole-detector graph takes one image at '
+            'a time (batch 1; its outputs have a data-dependent number of '
+            'detections per image). Run images one by one, or export with '
+            '--features-only for batched FPN features.')
+    if dynamic and not detector:  # a batch of 1 would fix the batch at 1
         batch = max(batch, 2)
-    x = torch.randn(batch, 3, *size)
+    args = example_inputs(task, batch, size)
     graph.eval()
     with torch.no_grad():
-        outs = graph(x)
+        outs = graph(*args)
     n_out = 1 if torch.is_tensor(outs) else len(outs)
-    task = getattr(graph, 'task', 'backbone')
     shapes = None
     if dynamic:
         dim = torch.export.Dim
-        shapes = ({0: dim.DYNAMIC(min=1),
-                   2: dim.DYNAMIC(min=MIN_INPUT_SIZE),
-                   3: dim.DYNAMIC(min=MIN_INPUT_SIZE)}, )
+        image = {2: dim.DYNAMIC(min=MIN_INPUT_SIZE),
+                 3: dim.DYNAMIC(min=MIN_INPUT_SIZE)}
+        shapes = (image, None) if detector else (
+            {0: dim.DYNAMIC(min=1), **image}, )
     try:
         # traced without autograd, as the file runs (the HCO's fixed DCT
         # rule differs under autograd)
         with torch.no_grad():
             program = torch.onnx.export(
-                graph, (x, ), dynamo=True, dynamic_shapes=shapes,
-                opset_version=opset, input_names=[INPUT_NAME],
+                graph, args, dynamo=True, dynamic_shapes=shapes,
+                opset_version=opset,
+                input_names=DETECTOR_INPUTS if detector else [INPUT_NAME],
                 output_names=output_names(task, n_out), external_data=False,
                 verbose=False)
     except Exception as err:  # name the stage, keep the exporter's message
@@ -169,3 +201,21 @@ def metadata_for(normalize: bool, preprocess) -> Dict[str, str]:
         'mmvheat.std': json.dumps(std),
         'mmvheat.bgr_to_rgb': json.dumps(bool(flip)),
     }
+
+
+def task_metadata(model: nn.Module, graph: nn.Module) -> Dict[str, str]:
+    """Metadata the runtimes check against a config: the number of classes
+    of the model's head, and for the whole detector the ``test_cfg``
+    numbers the graph baked in (the runtime reads ``mask_thr_binary``)."""
+    meta = {}
+    task = getattr(model, 'task', None)
+    head = {'classifier': lambda: model.head,
+            'segmentor': lambda: model.decode_head,
+            'detector': lambda: model.roi_head.bbox_head}.get(task)
+    if head is not None and hasattr(head(), 'num_classes'):
+        meta['mmvheat.num_classes'] = str(int(head().num_classes))
+    if getattr(graph, 'task', None) == 'detector':
+        from .detection import mask_rcnn_test_cfg
+        meta['mmvheat.graph'] = 'mask-rcnn'
+        meta['mmvheat.test_cfg'] = json.dumps(mask_rcnn_test_cfg(model))
+    return meta

@@ -19,8 +19,6 @@ import statistics
 import sys
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
@@ -76,14 +74,18 @@ def score(task, outputs, batches, num_classes):
 
 def main(argv=None):
     args = parse_args(argv)
-    sys.path.insert(0, ROOT)
     import torch
     from mmengine.config import Config
 
-    from mmvheat.deployment import (OnnxModel, build_deploy_model,
-                                    export_graph, export_onnx,
-                                    quantize_onnx, quantize_torch,
-                                    reference_outputs)
+    from mmvheat.deployment import (
+        OnnxModel,
+        build_deploy_model,
+        export_graph,
+        export_onnx,
+        quantize_onnx,
+        quantize_torch,
+        reference_outputs,
+    )
     from mmvheat.utils.table import markdown_table
     if args.threads:
         torch.set_num_threads(args.threads)
