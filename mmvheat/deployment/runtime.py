@@ -282,7 +282,7 @@ class OnnxSegmentor(_TaskSession):
     (B, num_classes, H, W); :meth:`inference` the logits of the config's
     test mode (``model.test_cfg.mode`` 'whole', or 'slide' with its
     ``crop_size`` and ``stride``, as mmseg); :meth:`predict` the label maps
-    (B, H, W); :meth:`predict_batch` mmseg ``SegDataSample``s for a test
+    (B, H, W); :meth:`predict_batch` mmseg ``SegDataSample`` objects for a test
     dataloader's batch.
 
     Args:
