@@ -40,7 +40,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .models import DeployError
+from .task_graph import DeployError, _TaskGraph
 
 __all__ = ['SUPPORTED', 'check_mask_rcnn', 'MaskRCNNGraph', 'decode_deltas',
            'class_offset_nms', 'level_of_rois', 'mask_rcnn_test_cfg']
@@ -258,7 +258,6 @@ class MaskRCNNGraph(nn.Module):
                  normalize: bool = False) -> None:
         super().__init__()
         check_mask_rcnn(model)
-        from .models import _TaskGraph
         # backbone + FPN (the task graph's one exportable-backbone call)
         self.features = _TaskGraph(model, fixed_size, normalize,
                                    backbone_only=False)
