@@ -11,7 +11,7 @@ mmdet's, mmseg's and mmpretrain's own ``tools/test.py``/``train.py``; our
 tools add it to any config that lacks it.
 """
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner import BaseLoop
 
 from mmvheat.checkpoint import check_checkpoint_fits
@@ -42,6 +42,8 @@ class StrictLoadHook(Hook):
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
+        if isinstance(model, BaseTTAModel):  # --tta: the wrapped model
+            model = model.module
         source = getattr(runner, '_load_from', None) or 'the checkpoint'
         check_checkpoint_fits(model, checkpoint, load_purpose(runner),
                               source=str(source))
