@@ -238,27 +238,6 @@ def test_converter_cli_prints_and_publishes(official_file, tmp_path):
     assert written[0].name == f'vheat-{sha[:8]}.pth'
 
 
-def released_checkpoint(lib_config: str, img_size: int, path):
-    """A file in the released downstream format: the authors' backbone keys
-    (with outnorm{i}) under ``backbone.``, plus the library's own neck and
-    head keys taken from its Swin model of the same task."""
-    import importlib
-
-    from mmengine.config import Config
-    from mmengine.registry import DefaultScope
-    cfg = Config.fromfile(lib_config)
-    registry = importlib.import_module(f'{cfg.default_scope}.registry')
-    with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        swin_model = registry.MODELS.build(cfg.model)
-    state = {k: v for k, v in swin_model.state_dict().items()
-             if not k.startswith('backbone.')}
-    ref = ReferenceVHeat([2, 2, 6, 2], [96, 192, 384, 768], False, None,
-                         img_size=img_size, outnorm=True)
-    state.update({f'backbone.{k}': v for k, v in ref.state_dict().items()})
-    torch.save(dict(state_dict=state, meta=dict(epoch=12)), path)
-    return path
-
-
 @pytest.mark.parametrize('ours,theirs,img_size', [
     ('configs/detection/mask-rcnn_vheat-t_fpn_1x_coco.py',
      'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py', 512),
@@ -269,7 +248,8 @@ def released_checkpoint(lib_config: str, img_size: int, path):
      'ade20k-512x512.py', 512),
 ])
 def test_released_downstream_checkpoints_load_strictly(tmp_path, ours, theirs,
-                                                       img_size):
+                                                       img_size,
+                                                       released_checkpoint):
     import importlib
     import os.path as osp
 
