@@ -274,6 +274,34 @@ def test_deployed_model_keeps_its_tables_until_deployed_again():
     assert rel_err(stale, expected) > 1e-3
 
 
+def test_deployed_stage_reads_tables_not_the_fve():
+    """At the deployed size the stage skips the FVE resize (the tables hold
+    the factors); at another size it resizes and computes them."""
+    model = VHeat(SMALL, out_indices=(3, ), img_size=64).eval()
+    x, other = torch.randn(1, 3, 64, 64), torch.randn(1, 3, 40, 52)
+    with torch.no_grad():
+        expected = model(x)[0]
+        model.switch_to_deploy()
+        for fve in model.freq_embed:
+            fve.fill_(float('nan'))
+        assert rel_err(model(x)[0], expected) <= 1e-6
+        assert torch.isnan(model(other)[0]).all()
+
+
+def test_hco_without_fve_or_fitting_table_says_so():
+    model = VHeat(SMALL, img_size=64)
+    op = model.layers[0][0].op
+    x = torch.randn(1, 16, 16, op.dim)
+    with pytest.raises(ValueError, match=r'FVE of the \(16, 16\) map: '
+                       'its decay table is missing'):
+        op(x)
+    model.switch_to_deploy(32)
+    with pytest.raises(ValueError, match=r'decay table is for \(8, 8\)'):
+        op(x)
+    small = torch.randn(1, 8, 8, op.dim)
+    assert op.table_fits(small) and op(small).shape == small.shape
+
+
 # ---------------------------------------------------------------- errors
 def test_bad_arch():
     with pytest.raises(ValueError, match="Unknown vHeat arch 'huge'"):

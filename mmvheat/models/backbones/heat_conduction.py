@@ -132,22 +132,22 @@ class HeatConductionOperator(nn.Module):
         ``decay_map ** ReLU(to_k(FVE))``."""
         return heat_decay(self.to_k(freq_embed))
 
-    def factors(self, freq_embed: torch.Tensor) -> torch.Tensor:
-        """The deploy table when there is one for this grid, else
-        :meth:`decay` of ``freq_embed``."""
+    def table_fits(self, x: torch.Tensor) -> bool:
+        """Whether the deploy table holds the factors of ``x``'s map
+        (channels-last (B, H, W, C))."""
         table = self.decay_table
-        if table is not None and table.shape[:2] == freq_embed.shape[:2]:
-            return table
-        return self.decay(freq_embed)
+        return table is not None and table.shape[:2] == x.shape[1:3]
 
-    def forward(self, x: torch.Tensor, freq_embed: torch.Tensor,
+    def forward(self, x: torch.Tensor,
+                freq_embed: Optional[torch.Tensor] = None,
                 bases: Bases = None) -> torch.Tensor:
         """Apply the operator.
 
         Args:
             x (torch.Tensor): Channels-last input (B, H, W, C).
-            freq_embed (torch.Tensor): The FVE on the (H, W) grid,
-                shape (H, W, C).
+            freq_embed (torch.Tensor, optional): The FVE on the (H, W) grid,
+                shape (H, W, C). Not needed (None) when the deploy table
+                fits the map (:meth:`table_fits`).
             bases (tuple[torch.Tensor, torch.Tensor], optional): The DCT
                 bases of the (H, W) map, shared by a stage's blocks.
                 Defaults to None (built here).
@@ -155,10 +155,22 @@ class HeatConductionOperator(nn.Module):
         Returns:
             torch.Tensor: Channels-last output (B, H, W, C).
         """
+        if self.table_fits(x):
+            factors = self.decay_table
+        elif freq_embed is None:
+            raise ValueError(
+                'HeatConductionOperator needs the FVE of the '
+                f'{tuple(x.shape[1:3])} map: its decay table is '
+                + ('missing' if self.decay_table is None else
+                   f'for {tuple(self.decay_table.shape[:2])}'))
+        else:
+            factors = self.decay(freq_embed)
         x = self.dwconv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         u, z = self.linear(x).chunk(2, dim=-1)
-        u = heat_filter(u, self.factors(freq_embed), self.impl, bases)
-        return self.out_linear(self.out_norm(u) * F.silu(z))
+        u = heat_filter(u, factors, self.impl, bases)
+        # == out_norm(u) * silu(z); the product is written into silu's
+        # fresh result (one map fewer to allocate; autograd handles it)
+        return self.out_linear(F.silu(z).mul_(self.out_norm(u)))
 
 
 class Mlp(nn.Module):
@@ -227,7 +239,8 @@ class HeatBlock(nn.Module):
         else:
             self.gamma1 = self.gamma2 = None
 
-    def heat_branch(self, x: torch.Tensor, freq_embed: torch.Tensor,
+    def heat_branch(self, x: torch.Tensor,
+                    freq_embed: Optional[torch.Tensor],
                     bases: Bases = None) -> torch.Tensor:
         """The HCO with its norm, before layer scale and drop path."""
         if self.post_norm:

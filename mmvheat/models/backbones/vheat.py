@@ -51,13 +51,16 @@ def check_images(x: torch.Tensor, in_channels: int,
                         f'model with .to({x.dtype}) (.half() for float16)')
 
 
-def stage_inputs(freq_embed: torch.Tensor, x: torch.Tensor
-                 ) -> Tuple[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+def stage_inputs(freq_embed: torch.Tensor, x: torch.Tensor,
+                 with_fve: bool = True
+                 ) -> Tuple[Optional[torch.Tensor],
+                            Tuple[torch.Tensor, torch.Tensor]]:
     """What a stage's blocks share for channels-last map ``x``: the FVE
-    resized to the map, and the map's DCT bases."""
+    resized to the map (None when not ``with_fve``), and the map's DCT
+    bases."""
     h, w = x.shape[1], x.shape[2]
-    return (resize_freq_embed(freq_embed, (h, w)),
-            dct_bases(h, w, x.device, x.dtype))
+    fve = resize_freq_embed(freq_embed, (h, w)) if with_fve else None
+    return fve, dct_bases(h, w, x.device, x.dtype)
 
 
 # Leaves for torch.fx symbolic tracing (they read shapes): calls, not code.
@@ -376,10 +379,10 @@ class VHeat(BaseModule):
         Each HCO gets a non-persistent buffer ``decay_table`` (H, W, C):
         ``decay_map ** ReLU(to_k(FVE))`` for the map its stage has for an
         ``img_size`` input, from the weights *as they are now*. A forward on
-        a map of that size then reads the table instead of running ``to_k``
-        and the power (a few percent of a block at batch 1); other sizes
-        compute their factors as before. Memory: ``sum(H_i W_i C_i
-        depth_i)`` floats (5.7 MB for vHeat-T at 224).
+        a map of that size then reads the table instead of resizing the
+        FVE and running ``to_k`` and the power (a few percent of a block at
+        batch 1); other sizes compute their factors as before. Memory:
+        ``sum(H_i W_i C_i depth_i)`` floats (5.7 MB for vHeat-T at 224).
 
         A deployed model no longer follows changes to the FVEs or ``to_k``
         (an optimizer step, EMA, ``load_state_dict``, in-place writes): call
@@ -416,10 +419,13 @@ class VHeat(BaseModule):
     # forward
     def forward_stage(self, stage: int, x: torch.Tensor) -> torch.Tensor:
         """Run the blocks of ``stage`` on channels-last ``x`` (B, H, W, C):
-        the stage's FVE resized to the map and the map's DCT bases, built
-        once and shared by the blocks."""
-        freq_embed, bases = stage_inputs(self.freq_embed[stage], x)
-        for block in self.layers[stage]:
+        the stage's FVE resized to the map (unless every block's deploy
+        table fits the map) and the map's DCT bases, built once and shared
+        by the blocks."""
+        blocks = self.layers[stage]
+        with_fve = not all(block.op.table_fits(x) for block in blocks)
+        freq_embed, bases = stage_inputs(self.freq_embed[stage], x, with_fve)
+        for block in blocks:
             if self.with_cp and self.training:
                 x = cp.checkpoint(block, x, freq_embed, bases,
                                   use_reentrant=False)
