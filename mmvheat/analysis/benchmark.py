@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmvheat.models import VHeat
-from mmvheat.ops import HCO_IMPLS
+from mmvheat.ops import DEFAULT_IMPL, HCO_IMPLS
 from .classifier import Classifier
 from .reference_vheat import ReferenceVHeat
 
@@ -50,7 +50,7 @@ def parse_spec(spec: str) -> tuple:
     if impl and family != 'vheat':
         raise ValueError(f'{spec!r}: only vheat models take an :IMPL')
     if family == 'vheat':
-        impl = impl or 'matmul'
+        impl = impl or DEFAULT_IMPL
         if impl not in SPEC_IMPLS:
             raise ValueError(f'{spec!r}: IMPL must be one of {SPEC_IMPLS}')
     return family, ARCHS[size], impl + plus + option

@@ -6,13 +6,15 @@ wider tensor is fine), damping factors (H, W, C) and the DCT bases
 (B, H, W, C) tensor. They agree to float rounding; which one a model uses is
 chosen once, when it is built (``VHeat(hco_impl=...)``):
 
-* ``'matmul'`` (the default) - four dense matrix products on views
+* ``'split'`` (the default) - the exact even/odd split of the DCT
+  (:mod:`~mmvheat.ops.split_dct`) once along each axis at least
+  :data:`~mmvheat.ops.split_dct.SPLIT_MIN_LENGTH` (256) long, on CPU
+  tensors (:data:`~mmvheat.ops.split_dct.SPLIT_DEVICES`): half the
+  multiply-adds there, plus memory-bound folds; dense products on shorter
+  axes and on other devices (not measured there). It changes nothing below
+  1024-pixel inputs.
+* ``'matmul'`` - always four dense matrix products on views
   (:func:`~mmvheat.ops.heat.separable_transform`).
-* ``'split'`` (opt-in) - the exact even/odd split of the DCT
-  (:mod:`~mmvheat.ops.split_dct`) along each axis at least
-  :data:`~mmvheat.ops.split_dct.SPLIT_MIN_LENGTH` long: half the
-  multiply-adds there, plus memory-bound folds. Measured at 0.96-1.09x of
-  ``'matmul'`` for whole models on a 2-core CPU; not measured on GPUs.
 * ``'fft'`` (opt-in) - a real 2-D FFT of the mirror extension:
   ``IDCT(d * DCT(x))`` is the top-left (H, W) corner of
   ``irfft2(D * rfft2(mirror(x)))``, where ``D`` repeats ``d``
@@ -52,8 +54,10 @@ def split_dct_filter(u: torch.Tensor, factors: torch.Tensor,
                      bases: Bases = None) -> torch.Tensor:
     """The heat filter with the even/odd split along each axis the fixed
     rule :func:`~mmvheat.ops.split_dct.split_depth` splits (a rule of the
-    axis length only); dense products along the others."""
-    depths = (split_depth(u.shape[1]), split_depth(u.shape[2]))
+    axis length and the device); dense products along the others."""
+    device = u.device.type
+    depths = (split_depth(u.shape[1], device),
+              split_depth(u.shape[2], device))
     if depths == (0, 0):
         return dense_filter(u, factors, bases)
     return split_filter(u, factors, _bases_for(u, bases), depths)
@@ -93,7 +97,7 @@ FILTERS: Dict[str, Callable] = {
 }
 # The names, written once: VHeat, the tools and the tests read them here.
 HCO_IMPLS = tuple(FILTERS)
-DEFAULT_IMPL = 'matmul'
+DEFAULT_IMPL = 'split'
 
 
 def heat_filter(u: torch.Tensor,

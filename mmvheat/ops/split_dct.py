@@ -28,27 +28,31 @@ other axis, which ran faster here than one (H x H) by (H x W*C) product.
 Everything is plain differentiable torch (``split``/``narrow``, ``flip``,
 ``cat``, ``matmul``), so autograd, autocast, ``torch.compile``
 and ONNX export see ordinary ops. How often each axis splits is a fixed
-rule of its length (:func:`split_depth`).
+rule of its length and device (:func:`split_depth`).
 """
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
 __all__ = [
-    'SPLIT_MAX_DEPTH', 'SPLIT_MIN_LENGTH', 'AxisPlan', 'axis_plan', 'fold',
-    'split_depth', 'split_filter', 'split_lengths', 'unfold'
+    'SPLIT_DEVICES', 'SPLIT_MAX_DEPTH', 'SPLIT_MIN_LENGTH', 'AxisPlan',
+    'axis_plan', 'fold', 'split_depth', 'split_filter', 'split_lengths',
+    'unfold'
 ]
 
-# The fixed rule of the opt-in 'split' filter, the same with and without
-# autograd: an axis at least this long is split once. Measured on a 2-core
-# CPU (fp32, 96 channels) with
-#   tools/analysis_tools/benchmark_dct.py --depth-sweep 3 [--grad]
-# one split against the dense products was 1.32x at 128 and 1.3-1.7x from
-# 160 to 320 without autograd, 1.10x at 128 to 1.37x at 224 with it (below
-# 128 it was 0.86-1.18x without autograd and 0.97x at 96 with it); deeper
-# splits were within noise of one split with autograd and gained at most
-# 10% without it.
-SPLIT_MIN_LENGTH = 128
+# The fixed rule of the 'split' filter (the default), the same with and
+# without autograd: on a device of SPLIT_DEVICES, an axis at least
+# SPLIT_MIN_LENGTH long is split once; everything else takes the dense
+# products. Measured for whole vHeat-T models on a 2-core CPU (fp32,
+# tools/analysis_tools/benchmark.py, docs/benchmark/split_default):
+# deployed inference at 1024 b1 (maps of 256) took 0.90x the time of the
+# dense products with one split from 128 and 0.8x from 256; at 512 b2 (maps
+# of 128) the split from 128 ran at 0.99, 0.87 and 0.73x the dense
+# throughput in three sweeps. In training, splits from 128 were 1.00-1.21x
+# the dense throughput at 512 and 1024. Deeper splits gained nothing at
+# model level. No GPU was measured, so GPUs take the dense products.
+SPLIT_DEVICES = ('cpu', )
+SPLIT_MIN_LENGTH = 256
 SPLIT_MAX_DEPTH = 1
 
 
@@ -85,13 +89,18 @@ class AxisPlan(NamedTuple):
         return len(self.forward) - 1
 
 
-def split_depth(n: int, min_length: Optional[int] = None,
+def split_depth(n: int, device_type: str = 'cpu',
+                min_length: Optional[int] = None,
                 max_depth: Optional[int] = None) -> int:
-    """Number of even/odd splits for a length-``n`` axis: split while the
-    (even) part is at least ``min_length`` long (default
+    """Number of even/odd splits for a length-``n`` axis on a
+    ``device_type`` device: none off :data:`SPLIT_DEVICES`; else split
+    while the (even) part is at least ``min_length`` long (default
     :data:`SPLIT_MIN_LENGTH`), at most ``max_depth`` times (default
     :data:`SPLIT_MAX_DEPTH`); a part of odd length is split at most once
-    more (its even half is not symmetric). A rule of the length only."""
+    more (its even half is not symmetric). A rule of the length and the
+    device only."""
+    if device_type not in SPLIT_DEVICES:
+        return 0
     min_length = SPLIT_MIN_LENGTH if min_length is None else min_length
     max_depth = SPLIT_MAX_DEPTH if max_depth is None else max_depth
     depth = 0

@@ -104,10 +104,12 @@ def test_split_after_an_odd_length_is_refused():
 
 
 def test_the_fixed_rule():
-    """The 'split' filter's rule: one split from 128, a rule of the length
-    only; an odd part is the last one split."""
-    expect = {7: 0, 56: 0, 96: 0, 127: 0, 128: 1, 200: 1, 256: 1, 1024: 1}
+    """The 'split' filter's rule: one split from 256 on CPUs, none on
+    other devices; an odd part is the last one split."""
+    expect = {7: 0, 56: 0, 128: 0, 255: 0, 256: 1, 257: 1, 1024: 1}
     assert {n: split_depth(n) for n in expect} == expect
+    assert {n: split_depth(n, 'cuda') for n in expect} == dict.fromkeys(
+        expect, 0)
     assert split_depth(20, min_length=5, max_depth=9) == 3  # 20, 10, 5
     assert split_depth(384, min_length=96, max_depth=9) == 3
 
@@ -123,19 +125,23 @@ def test_split_filter_dispatches_by_the_rule(monkeypatch):
         calls.append(depths)
         return real(u, factors, bases, depths)
     monkeypatch.setattr(filters, 'split_filter', spy)
-    u, k = torch.randn(1, 56, 200, 2), torch.rand(56, 200, 2)
+    u, k = torch.randn(1, 56, 256, 2), torch.rand(56, 256, 2)
     out = heat_filter(u, k, impl='split')
     assert calls == [(0, 1)]
     # closer to the exact (float64) result than the dense fp32 products
-    # are: 200-term sums become 100-term ones
+    # are: 256-term sums become 128-term ones
     exact = dense_filter(u.double(), k.double())
     assert rel_err(out.double(), exact) < 1e-4
     u, k = torch.randn(1, 56, 40, 2), torch.rand(56, 40, 2)
     torch.testing.assert_close(heat_filter(u, k, impl='split'),
                                dense_filter(u, k), rtol=0, atol=0)
-    heat_filter(u, k)
+    heat_filter(torch.randn(1, 56, 256, 2), torch.rand(56, 256, 2),
+                impl='matmul')
+    # off the CPU (here the meta device) nothing splits
+    heat_filter(torch.empty(1, 56, 256, 2, device='meta'),
+                torch.empty(56, 256, 2, device='meta'), impl='split')
     assert calls == [(0, 1)]
-    u, k = torch.randn(1, 100, 200, 2), torch.rand(100, 200, 2)
+    u, k = torch.randn(1, 100, 256, 2), torch.rand(100, 256, 2)
     heat_filter(u.requires_grad_(), k, impl='split').sum().backward()
     heat_filter(u.detach(), k, impl='split')
     assert calls == [(0, 1), (0, 1), (0, 1)]

@@ -42,8 +42,7 @@ import subprocess
 import sys
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DEFAULT_MODELS = ['vheat-t:reference', 'vheat-t:matmul', 'swin-t',
-                  'convnext-t']
+DEFAULT_MODELS = ['vheat-t:reference', 'vheat-t', 'swin-t', 'convnext-t']
 ALL_MODELS = [f'vheat-{s}:{i}' for s in 'tsb'
               for i in ('reference', 'matmul', 'split', 'fft')
               ] + [f'{f}-{s}' for f in ('swin', 'convnext') for s in 'tsb']

@@ -109,7 +109,7 @@ class HeatConductionOperator(nn.Module):
         dim (int): Number of channels C.
         impl (str): How the DCT-damp-IDCT filter is computed, one of
             :data:`mmvheat.ops.HCO_IMPLS` (see :mod:`mmvheat.ops.filters`).
-            Defaults to 'matmul'.
+            Defaults to 'split'.
     """
 
     def __init__(self, dim: int, impl: str = DEFAULT_IMPL) -> None:
@@ -211,7 +211,7 @@ class HeatBlock(nn.Module):
         mlp_ratio (float): Hidden width of the MLP over ``dim``.
             Defaults to 4.
         impl (str): The HCO's filter (see :class:`HeatConductionOperator`).
-            Defaults to 'matmul'.
+            Defaults to 'split'.
         selective_cp (bool): In training mode, run each branch under
             selective activation checkpointing (:func:`run_selective`):
             less memory for a little recomputation. Defaults to True.

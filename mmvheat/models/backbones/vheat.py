@@ -159,11 +159,11 @@ class VHeat(BaseModule):
             damping) are recomputed in backward. Same values and gradients,
             about a third less activation memory. Defaults to True.
         hco_impl (str): The HCO's DCT filter, one of
-            :data:`mmvheat.ops.HCO_IMPLS`: 'matmul' (dense matrix products,
-            the default), 'split' (the exact even/odd split of the DCT on
-            axes of at least 128) or 'fft' (see :mod:`mmvheat.ops.filters`).
-            All give the same outputs to float rounding.
-            Defaults to 'matmul'.
+            :data:`mmvheat.ops.HCO_IMPLS`: 'split' (the exact even/odd
+            split of the DCT on axes of at least 256 of CPU tensors, dense
+            products elsewhere), 'matmul' (always dense matrix products) or
+            'fft' (see :mod:`mmvheat.ops.filters`). All give the same
+            outputs to float rounding. Defaults to 'split'.
         init_cfg (dict | list[dict], optional): mmengine initialisation
             config, e.g. ``dict(type='Pretrained', checkpoint=...)``.
             Defaults to None (the authors' initialisation).
