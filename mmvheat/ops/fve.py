@@ -7,6 +7,7 @@ from typing import Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
+from torch.fx.experimental.symbolic_shapes import statically_known_true
 
 __all__ = ['fve_grid_for', 'resize_freq_embed']
 
@@ -26,11 +27,16 @@ def resize_freq_embed(freq_embed: torch.Tensor,
     """Resize a frequency value embedding (H, W, C) to ``size`` = (h, w).
 
     Bicubic interpolation with ``align_corners=False``, as the authors do
-    when a feature map and its stage's FVE differ in size. There is no
-    shortcut for a matching size (it would fix the size in a traced graph):
-    at the same size every sample falls on a grid point, where the cubic
-    weights are exactly (0, 1, 0, 0), so the result equals the input bit for
-    bit. Sides of length 1 (in or out) work.
+    when a feature map and its stage's FVE differ in size. At the same size
+    the FVE itself is returned, as the authors do, when that is known
+    without a guard (``statically_known_true`` from
+    ``torch.fx.experimental.symbolic_shapes``: always in eager mode; with
+    symbolic sizes, as in a dynamic-shape export, only if the tracer can
+    prove it, so the traced graph keeps the resize and serves every size).
+    Either way the values are the same: at the same size every sample falls
+    on a grid point, where the cubic weights are exactly (0, 1, 0, 0), so
+    the resize equals its input bit for bit. Sides of length 1 (in or out)
+    work.
 
     Args:
         freq_embed (torch.Tensor): The FVE, shape (H, W, C).
@@ -42,6 +48,9 @@ def resize_freq_embed(freq_embed: torch.Tensor,
     if freq_embed.dim() != 3:
         raise ValueError('a frequency value embedding must have shape '
                          f'(H, W, C), got {tuple(freq_embed.shape)}')
+    if (statically_known_true(size[0] == freq_embed.shape[0])
+            and statically_known_true(size[1] == freq_embed.shape[1])):
+        return freq_embed
     grid = freq_embed.permute(2, 0, 1).unsqueeze(0)
     grid = F.interpolate(grid, size=tuple(size), mode='bicubic',
                          align_corners=False)

@@ -134,17 +134,41 @@ class TestHeatFilterProperties:
 class TestResizeFreqEmbed:
 
     @pytest.mark.parametrize('size', [(7, 7), (56, 56), (13, 4), (1, 1)])
-    def test_same_size_is_an_exact_copy(self, size):
-        """No shortcut for a matching size (it would fix shapes in a traced
-        graph): the bicubic weights there are (0, 1, 0, 0), so the values
-        and the gradient pass through bit for bit."""
+    def test_same_size(self, size):
+        """Eager: the FVE itself. The resize it stands for is an exact copy
+        there (bicubic weights (0, 1, 0, 0)): values and gradient pass
+        through bit for bit, so a traced graph that keeps it agrees."""
         fve = torch.randn(*size, 3, requires_grad=True)
-        out = resize_freq_embed(fve, size)
-        assert out is not fve
+        assert resize_freq_embed(fve, size) is fve
+        out = F.interpolate(fve.permute(2, 0, 1)[None], size=size,
+                            mode='bicubic', align_corners=False)
+        out = out[0].permute(1, 2, 0)
         torch.testing.assert_close(out, fve, rtol=0, atol=0)
         grad = torch.randn_like(out)
         out.backward(grad)
         torch.testing.assert_close(fve.grad, grad, rtol=0, atol=0)
+
+    def test_symbolic_sizes_keep_the_resize(self):
+        """Exported with a dynamic map size at the FVE's own size, the
+        graph still resizes, so it is right at other sizes too."""
+        fve = torch.randn(6, 6, 3)
+
+        class Resize(torch.nn.Module):
+
+            def forward(self, x):
+                return resize_freq_embed(fve, (x.shape[1], x.shape[2]))
+
+        dim = torch.export.Dim('side', min=2, max=64)
+        program = torch.export.export(
+            Resize(), (torch.zeros(1, 6, 6, 3), ),
+            dynamic_shapes=({1: dim, 2: dim}, ))
+        run = program.module()
+        for side in (6, 9):
+            expected = F.interpolate(
+                fve.permute(2, 0, 1)[None], size=(side, side),
+                mode='bicubic', align_corners=False)[0].permute(1, 2, 0)
+            torch.testing.assert_close(run(torch.zeros(1, side, side, 3)),
+                                       expected)
 
     @pytest.mark.parametrize('src,dst', [((7, 7), (4, 9)), ((14, 14), (1, 5)),
                                          ((1, 1), (3, 2)), ((5, 5), (1, 1))])
