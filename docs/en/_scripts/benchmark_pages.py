@@ -41,23 +41,24 @@ PAGES = [
         intro=(
             'The plain model (no implicit decay tables, one forward path, '
             'selective activation checkpointing in training, the split DCT '
-            'opt-in) against the commit before it (cf3ddfb) in the same '
-            'interleaved sweeps: rows ending in `@against` are that '
-            'commit\'s code. Both are deployed for inference unless the '
-            'result says `--no-deploy` (the previous code then still reused '
-            'its tables in eval mode; the plain model computes its factors '
-            'in every forward). `+nocp` rows train without selective '
-            'checkpointing; `vheat-t:reference` is the authors\' layout '
-            '(`mmvheat.analysis.reference_vheat`). These runs shared the '
-            'two cores with other jobs, so their absolute throughput is low '
-            'and only ratios within a sweep mean anything. Reproduce with a '
-            'worktree of the old commit:\n\n'
+            'on CPUs only from 256) against the commit before it (cf3ddfb) '
+            'in the same interleaved sweeps: rows ending in `@against` are '
+            'that commit\'s code, each with its own default filter. Both '
+            'are deployed for inference unless the result says '
+            '`--no-deploy` (the previous code then still reused its tables '
+            'in eval mode; the plain model computes its factors in every '
+            'forward). `+nocp` rows train without selective checkpointing; '
+            '`vheat-t:reference` is the authors\' layout '
+            '(`mmvheat.analysis.reference_vheat`). On this virtual machine '
+            'single runs vary by up to 25% even when it is otherwise idle, '
+            'so compare the rows of one sweep (the sweep columns), not '
+            'single numbers. Reproduce with a worktree of the old commit:\n\n'
             '```bash\n'
             'git worktree add /tmp/prev cf3ddfb\n'
-            'python tools/analysis_tools/benchmark.py --models vheat-t:matmul '
-            '\\\n'
-            '    --against /tmp/prev --modes infer train --resolutions 224 '
-            '1024 --repeat 3\n'
+            'python tools/analysis_tools/benchmark.py --models vheat-t '
+            '--against /tmp/prev \\\n'
+            '    --modes infer train --sizes 224 1024 --batch-sizes auto '
+            '--warmup 1 --repeat 3\n'
             '```'),
         results=[
             dict(path='plain_against_main',
@@ -65,23 +66,51 @@ PAGES = [
             dict(path='plain_against_main_nodeploy',
                  title='Inference without a deploy step, fp32',
                  command='python tools/analysis_tools/benchmark.py --models '
-                         'vheat-t:matmul --modes infer --no-deploy '
-                         '--resolutions 224 1024 --against /tmp/prev '
-                         '--repeat 3'),
+                         'vheat-t --against /tmp/prev --modes infer '
+                         '--no-deploy --sizes 224 1024 --batch-sizes auto '
+                         '--warmup 1 --runs 3 --repeat 3'),
             dict(path='plain_train_peers',
                  title='Training step against Swin-T and ConvNeXt-T, 224',
                  command='python tools/analysis_tools/benchmark.py --models '
-                         'vheat-t:matmul vheat-t:matmul+nocp swin-t '
-                         'convnext-t --modes train --resolutions 224 '
-                         '--batch-sizes 8 --repeat 3'),
+                         'vheat-t vheat-t:split+nocp swin-t convnext-t '
+                         '--modes '
+                         'train --sizes 224 --batch-sizes 8 --warmup 1 '
+                         '--repeat 3'),
             dict(path='plain_memory_512',
                  title='Training-step memory at 512 against the authors\' '
                        'layout, fp32 and bf16',
                  command='python tools/analysis_tools/benchmark.py --models '
                          'vheat-t:reference vheat-t:matmul '
-                         'vheat-t:matmul+nocp --modes train --resolutions 512 '
+                         'vheat-t:matmul+nocp --modes train --sizes 512 '
                          '--batch-sizes 2 --dtypes fp32 bf16 --warmup 1 '
-                         '--runs 1'),
+                         '--runs 1',
+                 note='Measured at 4364def, on a loaded machine. Later '
+                      'changes do not touch this case: at 512 no axis is '
+                      '256 long (the default filter is the dense one) and '
+                      'the gate\'s SiLU result is recomputed under '
+                      'selective checkpointing.'),
+            dict(path='split_default',
+                 title='The default filter (split from 256 on CPUs) against '
+                       'dense products, inference',
+                 command='python tools/analysis_tools/benchmark.py --models '
+                         'vheat-t:matmul vheat-t --modes infer --sizes 512 '
+                         '1024 --batch-sizes auto --warmup 1 --repeat 3'),
+            dict(path='split128_infer',
+                 title='A split from 128 against dense products, inference '
+                       'at 384 and 512 (384 does not split: the spread '
+                       'of identical code)',
+                 command='SPLIT_MIN_LENGTH was 128: python '
+                         'tools/analysis_tools/benchmark.py --models '
+                         'vheat-t:matmul vheat-t:split --modes infer --sizes '
+                         '384 512 --batch-sizes 2 --warmup 1 --repeat 3'),
+            dict(path='split128_train',
+                 title='A split from 128 against dense products, training '
+                       'at 512 and 1024',
+                 command='SPLIT_MIN_LENGTH was 128: python '
+                         'tools/analysis_tools/benchmark.py --models '
+                         'vheat-t:matmul vheat-t:split --modes train --sizes '
+                         '512 1024 --batch-sizes 1 --warmup 1 --runs 3 '
+                         '--repeat 3'),
         ]),
     dict(
         name='speed',
