@@ -22,6 +22,15 @@ def fve_grid_for(img_size: Union[int, Sequence[int]],
     return tuple(int(s / 4 // 2**stage) for s in img_size)
 
 
+def _known_equal(a, b) -> bool:
+    """``a == b`` for sizes, True only when known without a guard: ints
+    compare, symbolic ints only if provably equal, and sizes traced as
+    tensors (``torch.jit.trace``) never."""
+    same = a == b
+    return isinstance(same, (bool, torch.SymBool)) and statically_known_true(
+        same)
+
+
 def resize_freq_embed(freq_embed: torch.Tensor,
                       size: Tuple[int, int]) -> torch.Tensor:
     """Resize a frequency value embedding (H, W, C) to ``size`` = (h, w).
@@ -32,7 +41,8 @@ def resize_freq_embed(freq_embed: torch.Tensor,
     without a guard (``statically_known_true`` from
     ``torch.fx.experimental.symbolic_shapes``: always in eager mode; with
     symbolic sizes, as in a dynamic-shape export, only if the tracer can
-    prove it, so the traced graph keeps the resize and serves every size).
+    prove it, and never for sizes ``torch.jit.trace`` records as tensors,
+    so such traced graphs keep the resize and serve every size).
     Either way the values are the same: at the same size every sample falls
     on a grid point, where the cubic weights are exactly (0, 1, 0, 0), so
     the resize equals its input bit for bit. Sides of length 1 (in or out)
@@ -48,8 +58,8 @@ def resize_freq_embed(freq_embed: torch.Tensor,
     if freq_embed.dim() != 3:
         raise ValueError('a frequency value embedding must have shape '
                          f'(H, W, C), got {tuple(freq_embed.shape)}')
-    if (statically_known_true(size[0] == freq_embed.shape[0])
-            and statically_known_true(size[1] == freq_embed.shape[1])):
+    if _known_equal(size[0], freq_embed.shape[0]) and _known_equal(
+            size[1], freq_embed.shape[1]):
         return freq_embed
     grid = freq_embed.permute(2, 0, 1).unsqueeze(0)
     grid = F.interpolate(grid, size=tuple(size), mode='bicubic',

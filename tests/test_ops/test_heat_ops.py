@@ -148,9 +148,12 @@ class TestResizeFreqEmbed:
         out.backward(grad)
         torch.testing.assert_close(fve.grad, grad, rtol=0, atol=0)
 
-    def test_symbolic_sizes_keep_the_resize(self):
-        """Exported with a dynamic map size at the FVE's own size, the
-        graph still resizes, so it is right at other sizes too."""
+    @pytest.mark.parametrize('tracer', ['export', 'jit'])
+    def test_traced_sizes_keep_the_resize(self, tracer):
+        """Traced at the FVE's own size with a dynamic map size
+        (``torch.export``) or sizes recorded as tensors
+        (``torch.jit.trace``), the graph still resizes, so it is right at
+        other sizes too."""
         fve = torch.randn(6, 6, 3)
 
         class Resize(torch.nn.Module):
@@ -158,11 +161,14 @@ class TestResizeFreqEmbed:
             def forward(self, x):
                 return resize_freq_embed(fve, (x.shape[1], x.shape[2]))
 
-        dim = torch.export.Dim('side', min=2, max=64)
-        program = torch.export.export(
-            Resize(), (torch.zeros(1, 6, 6, 3), ),
-            dynamic_shapes=({1: dim, 2: dim}, ))
-        run = program.module()
+        example = torch.zeros(1, 6, 6, 3)
+        if tracer == 'export':
+            dim = torch.export.Dim('side', min=2, max=64)
+            run = torch.export.export(
+                Resize(), (example, ),
+                dynamic_shapes=({1: dim, 2: dim}, )).module()
+        else:
+            run = torch.jit.trace(Resize(), example, check_trace=False)
         for side in (6, 9):
             expected = F.interpolate(
                 fve.permute(2, 0, 1)[None], size=(side, side),
