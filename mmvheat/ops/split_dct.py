@@ -44,13 +44,12 @@ __all__ = [
 # without autograd: on a device of SPLIT_DEVICES, an axis at least
 # SPLIT_MIN_LENGTH long is split once; everything else takes the dense
 # products. Measured for whole vHeat-T models on a 2-core CPU (fp32,
-# tools/analysis_tools/benchmark.py, docs/benchmark/split_default):
-# deployed inference at 1024 b1 (maps of 256) took 0.90x the time of the
-# dense products with one split from 128 and 0.8x from 256; at 512 b2 (maps
-# of 128) the split from 128 ran at 0.99, 0.87 and 0.73x the dense
-# throughput in three sweeps. In training, splits from 128 were 1.00-1.21x
-# the dense throughput at 512 and 1024. Deeper splits gained nothing at
-# model level. No GPU was measured, so GPUs take the dense products.
+# tools/analysis_tools/benchmark.py, docs/benchmark/split_default and
+# split128_*): deployed inference at 1024 b1 (maps of 256) ran at 1.05,
+# 1.04 and 1.19x the dense throughput in three interleaved sweeps; at 512
+# b2 (maps of 128) a split from 128 ran at 0.99, 0.87 and 0.73x, hence 256.
+# In training, splits from 128 were 0.99-1.21x the dense throughput at 512
+# and 1024. No GPU was measured, so GPUs take the dense products.
 SPLIT_DEVICES = ('cpu', )
 SPLIT_MIN_LENGTH = 256
 SPLIT_MAX_DEPTH = 1
