@@ -3,7 +3,7 @@
 One *configuration* is a model spec, a mode (``infer`` or ``train``), a dtype,
 a resolution and a batch size; :func:`run_config` times it and measures its
 peak memory. Model specs: ``vheat-{t,s,b}[:IMPL][+nocp]`` (IMPL one of
-:data:`mmvheat.ops.HCO_IMPLS`, default ``matmul``, or ``reference``: the
+:data:`mmvheat.ops.HCO_IMPLS`, default ``split``, or ``reference``: the
 authors' layout and arithmetic, :mod:`mmvheat.analysis.reference_vheat`;
 ``+nocp`` turns selective activation checkpointing off),
 ``swin-{t,s,b}`` and ``convnext-{t,s,b}`` (mmpretrain's backbones).

@@ -11,7 +11,7 @@ added here:
   they replace (``B * C * H * W * (H + W)`` per 2-D transform, on the
   (B, 2H, 2W, C) mirror extension), as the paper counts.
 
-So ``hco_impl`` 'matmul' (the default) and 'fft' count the paper's dense
+So ``hco_impl`` 'matmul' (the default here) and 'fft' count the paper's dense
 DCT; 'split' counts the products it does, fewer where the even/odd split
 applies (:mod:`mmvheat.ops.split_dct`). Elementwise work (the split's
 additions, the damping) is not counted, as mmengine counts none.

@@ -111,7 +111,7 @@ def heat_filter(u: torch.Tensor,
         factors (torch.Tensor): Damping per frequency and channel (H, W, C),
             e.g. :func:`~mmvheat.ops.heat_decay` of the conductivity.
         impl (str): One of :data:`HCO_IMPLS` (see the module docstring).
-            Defaults to 'matmul'.
+            Defaults to 'split'.
         bases (tuple[torch.Tensor, torch.Tensor], optional): The DCT bases
             ``(D_H, D_W)`` of the map, to share between blocks. Defaults to
             None (built here).

@@ -9,7 +9,7 @@ on maps of several sizes, and vHeat-T steps, in one process, interleaved.
     python tools/analysis_tools/benchmark_dct.py --depth-sweep 3 \
         --sizes 56 64 80 96 112 128 256 200x304 --models
 
-``matmul`` is the default filter (dense products), ``split`` the opt-in
+``matmul`` is the dense products, ``split`` the default filter, the
 even/odd split (on axes the fixed rule splits), ``fft`` the FFT form (see
 :mod:`mmvheat.ops.filters`). Prints one markdown table for the filter and
 one for the models: milliseconds per call (median over ``--repeat`` repeats

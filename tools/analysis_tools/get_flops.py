@@ -18,8 +18,8 @@ unless ``--models`` or ``--tasks`` ask for more.
 With the default ``--hco-impl matmul`` the DCT counts the dense products
 (2 (H + W) multiply-adds per element and channel for the DCT and its
 inverse), the paper's convention; ``fft`` counts the same dense products.
-``--hco-impl split`` counts the multiply-adds the opt-in even/odd split
-does: on axes at least 128 long it halves them.
+``--hco-impl split`` counts the multiply-adds the even/odd split (the
+model's default filter) does: on axes at least 256 long it halves them.
 
 Older spellings still work: ``--config CONFIG``, ``--archs``,
 ``--resolutions``.
