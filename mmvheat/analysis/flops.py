@@ -139,8 +139,9 @@ def backbone_flops(arch: str, resolution: int, form: str = 'deploy',
 
 
 class _TensorMode(nn.Module):
-    """A task model's tensor-mode forward (``_forward``) as a module, with
-    the data samples mmdet's two-stage detectors need for proposals."""
+    """A task model's tensor-mode forward (``mode='tensor'``, which the
+    three libraries' models share) as a module, with the data samples
+    mmdet's two-stage detectors need for proposals."""
 
     def __init__(self, model: nn.Module, data_samples=None) -> None:
         super().__init__()
@@ -148,7 +149,7 @@ class _TensorMode(nn.Module):
         self.data_samples = data_samples
 
     def forward(self, x: torch.Tensor):
-        return self.model._forward(x, self.data_samples)
+        return self.model(x, self.data_samples, mode='tensor')
 
 
 def task_model_flops(config: str, height: int, width: int,

@@ -8,13 +8,19 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT
-from mmvheat.analysis.flops import backbone_flops, flop_analyzer
+from mmvheat.analysis.flops import (
+    backbone_flops,
+    flop_analyzer,
+    task_model_flops,
+)
 from mmvheat.ops import dct_matrix
 from mmvheat.ops.split_dct import axis_plan, split_depth
 
 GET_FLOPS = osp.join(REPO_ROOT, 'tools', 'analysis_tools', 'get_flops.py')
 DEMO_SEG = osp.join(REPO_ROOT, 'configs', 'demo',
                     'vheat-demo_upernet_4xb8-1k_shapes-128x128.py')
+DEMO_CLS = osp.join(REPO_ROOT, 'configs', 'demo',
+                    'vheat-demo_4xb16_shapes-cls.py')
 
 # (deploy, train) GFLOPs at 224: the paper's and mmengine's count of the
 # authors' training-form model.
@@ -126,6 +132,17 @@ def test_cli_counts_only_the_config_it_is_given():
                                       'deploy']]
     assert float(rows[0][3]) > 0 and float(rows[0][4]) > 0
     assert 'ImageNet' not in out
+
+
+def test_classification_config_counts_like_the_classifier():
+    """An mmpretrain config (no ``_forward``) is counted through the
+    tensor mode the three libraries share: the demo classifier's backbone
+    and head, as the ImageNet classifier of the same arch counts them."""
+    arch = dict(depths=[1, 1, 2, 1], dims=16)
+    task = task_model_flops(DEMO_CLS, 64, 64, 'deploy')
+    ours = backbone_flops(arch, 64, 'deploy', num_classes=4)
+    assert task['params'] == ours['params']
+    assert task['flops'] == pytest.approx(ours['flops'], rel=1e-3)
 
 
 def _tool():
