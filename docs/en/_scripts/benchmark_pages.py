@@ -89,6 +89,39 @@ PAGES = [
                       '256 long (the default filter is the dense one) and '
                       'the gate\'s SiLU result is recomputed under '
                       'selective checkpointing.'),
+            dict(path='plain_infer_1024_paired',
+                 title='Deployed inference at 1024, eight sweeps',
+                 command='python tools/analysis_tools/benchmark.py --models '
+                         'vheat-t --against /tmp/prev --modes infer --sizes '
+                         '1024 --batch-sizes 1 --warmup 1 --runs 2 --repeat 8 '
+                         '--threads 2'),
+            dict(path='plain_infer_1024_paired_retained',
+                 title='The same, with glibc told to keep freed memory',
+                 note='Freed buffers stay in the process, so no step '
+                      'faults its activations in again. The gap above is '
+                      'that cost: the plain model allocates a fresh buffer '
+                      'for each elementwise step, the previous code wrote '
+                      'several in place. In ad-hoc counts (getrusage) a '
+                      'deployed forward at 1024 took 350 000 minor page '
+                      'faults after the model had run once at 64x64 (as '
+                      'the benchmark\'s classifier does when it is built), '
+                      'against about 100 000 for the previous code, and '
+                      'none under these settings.',
+                 command='MALLOC_MMAP_THRESHOLD_=4294967296 '
+                         'MALLOC_TRIM_THRESHOLD_=68719476736 python '
+                         'tools/analysis_tools/benchmark.py --models vheat-t '
+                         '--against /tmp/prev --modes infer --sizes 1024 '
+                         '--batch-sizes 1 --warmup 1 --runs 2 --repeat 8 '
+                         '--threads 2'),
+            dict(path='plain_train_224_paired',
+                 title='Training step at 224, with and without selective '
+                       'checkpointing, four sweeps',
+                 note='`vheat-t:split+nocp@against` has no row: the '
+                      'previous code has no `+nocp` option.',
+                 command='python tools/analysis_tools/benchmark.py --models '
+                         'vheat-t vheat-t:split+nocp --against /tmp/prev '
+                         '--modes train --sizes 224 --batch-sizes 8 --warmup 1 '
+                         '--runs 2 --repeat 4 --threads 2'),
             dict(path='split_default',
                  title='The default filter (split from 256 on CPUs) against '
                        'dense products, inference',
