@@ -113,6 +113,13 @@ PAGES = [
                          '--against /tmp/prev --modes infer --sizes 1024 '
                          '--batch-sizes 1 --warmup 1 --runs 2 --repeat 8 '
                          '--threads 2'),
+            dict(path='plain_infer_1024_compiled',
+                 title='Deployed inference at 1024, eager and compiled, two '
+                       'sweeps',
+                 command='python tools/analysis_tools/benchmark.py --models '
+                         'vheat-t --against /tmp/prev --modes infer --sizes '
+                         '1024 --batch-sizes 1 --compile both --warmup 1 '
+                         '--runs 2 --repeat 2 --threads 2'),
             dict(path='plain_train_224_paired',
                  title='Training step at 224, with and without selective '
                        'checkpointing, four sweeps',
