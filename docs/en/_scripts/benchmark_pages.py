@@ -127,8 +127,8 @@ PAGES = [
                       'previous code has no `+nocp` option.',
                  command='python tools/analysis_tools/benchmark.py --models '
                          'vheat-t vheat-t:split+nocp --against /tmp/prev '
-                         '--modes train --sizes 224 --batch-sizes 8 --warmup 1 '
-                         '--runs 2 --repeat 4 --threads 2'),
+                         '--modes train --sizes 224 --batch-sizes 8 '
+                         '--warmup 1 --runs 2 --repeat 4 --threads 2'),
             dict(path='split_default',
                  title='The default filter (split from 256 on CPUs) against '
                        'dense products, inference',
