@@ -2,10 +2,11 @@
 
 One *configuration* is a model spec, a mode (``infer`` or ``train``), a dtype,
 a resolution and a batch size; :func:`run_config` times it and measures its
-peak memory. Model specs: ``vheat-{t,s,b}[:IMPL][+nocp]`` (IMPL one of
+peak memory. Model specs: ``vheat-{t,s,b}[:IMPL][+sac|+nocp]`` (IMPL one of
 :data:`mmvheat.ops.HCO_IMPLS`, default ``split``, or ``reference``: the
 authors' layout and arithmetic, :mod:`mmvheat.analysis.reference_vheat`;
-``+nocp`` turns selective activation checkpointing off),
+``+sac`` turns selective activation checkpointing on, ``+nocp`` keeps it
+off, the default),
 ``swin-{t,s,b}`` and ``convnext-{t,s,b}`` (mmpretrain's backbones).
 Backends: ``pytorch`` (eager or compiled), ``onnxruntime`` (the model
 exported with dynamic shapes, tables computed in the graph) and
@@ -36,13 +37,14 @@ BACKENDS = ('pytorch', 'onnxruntime', 'onnxruntime-fixed')
 
 def parse_spec(spec: str) -> tuple:
     """``'vheat-t:reference'`` -> ('vheat', 'tiny', 'reference');
-    ``'vheat-t:matmul+nocp'`` -> ('vheat', 'tiny', 'matmul+nocp')."""
-    name, _, impl = spec.partition(':')
-    impl, plus, option = impl.partition('+')
-    if plus and (option != 'nocp' or not name.startswith('vheat')
-                 or impl == 'reference'):
-        raise ValueError(f'{spec!r}: the only option is +nocp, for vheat '
-                         'models other than :reference')
+    ``'vheat-t:matmul+sac'`` -> ('vheat', 'tiny', 'matmul+sac');
+    ``'vheat-t+sac'`` -> ('vheat', 'tiny', 'split+sac')."""
+    base, plus, option = spec.partition('+')
+    name, _, impl = base.partition(':')
+    if plus and (option not in ('sac', 'nocp') or not name.startswith(
+            'vheat') or impl == 'reference'):
+        raise ValueError(f'{spec!r}: the options are +sac and +nocp, for '
+                         'vheat models other than :reference')
     family, _, size = name.partition('-')
     if family not in ('vheat', 'swin', 'convnext') or size not in ARCHS:
         raise ValueError(f'unknown model {spec!r}; expected vheat-{{t,s,b}}'
@@ -68,7 +70,7 @@ def build_backbone(spec: str, resolution: int, deploy: bool) -> nn.Module:
     if family == 'vheat':
         impl, _, option = impl.partition('+')
         model = VHeat(arch, img_size=resolution, hco_impl=impl,
-                      selective_cp=option != 'nocp')
+                      selective_cp=option == 'sac')
         if deploy:
             model.switch_to_deploy()
         return model
@@ -101,6 +103,89 @@ def machine_meta(threads: int = None) -> Dict:
     if torch.cuda.is_available():
         meta['gpu'] = torch.cuda.get_device_name(0)
     return meta
+
+
+# Square products the GEMM peak is the best of: the machine's limit for
+# dense matrix products (the work vHeat, Swin and ConvNeXt are bound by).
+PEAK_SHAPES = (1024, 2048, 3072)
+
+
+def native_dtypes(device: str = 'cpu') -> List[str]:
+    """The benchmark dtypes the device computes natively: fp32 always;
+    on CPUs bf16 with ``avx512_bf16`` or ``amx_bf16`` and fp16 with
+    ``avx512_fp16`` or ``amx_fp16`` in /proc/cpuinfo (elsewhere they are
+    emulated and their timings meaningless); on CUDA fp16, and bf16 where
+    ``torch.cuda.is_bf16_supported()``."""
+    if device.startswith('cuda'):
+        bf16 = ['bf16'] if torch.cuda.is_bf16_supported() else []
+        return ['fp32', 'fp16'] + bf16
+    try:
+        with open('/proc/cpuinfo') as f:
+            flags = next((line.split(':', 1)[1].split() for line in f
+                          if line.startswith('flags')), [])
+    except OSError:
+        flags = []
+    found = ['fp32']
+    if {'avx512_bf16', 'amx_bf16'} & set(flags):
+        found.append('bf16')
+    if {'avx512_fp16', 'amx_fp16'} & set(flags):
+        found.append('fp16')
+    return found
+
+
+def gemm_peak(dtype: str = 'fp32', device: str = 'cpu', runs: int = 5,
+              shapes=PEAK_SHAPES) -> Dict:
+    """The machine's matrix-product limit: the best GFLOP/s (2 n^3 FLOP per
+    product) over square ``torch.mm`` products of ``shapes`` in ``dtype``,
+    each the median of ``runs`` timed products.
+
+    Returns:
+        dict: ``dtype``, ``gflops`` (the peak) and ``per_shape``
+        ({n: GFLOP/s}).
+    """
+    dev = torch.device(device)
+    per_shape = {}
+    for n in shapes:
+        a = torch.randn(n, n, device=dev).to(DTYPES[dtype] or torch.float32)
+        b = torch.randn(n, n, device=dev).to(a.dtype)
+        torch.mm(a, b)
+        times = []
+        for _ in range(runs):
+            _sync(dev)
+            start = time.perf_counter()
+            torch.mm(a, b)
+            _sync(dev)
+            times.append(time.perf_counter() - start)
+        per_shape[n] = 2 * n**3 / statistics.median(times) / 1e9
+    return dict(dtype=dtype, gflops=max(per_shape.values()),
+                per_shape=per_shape)
+
+
+def model_macs(spec: str, resolution: int) -> float:
+    """Multiply-adds per image of ``spec``'s classifier (backbone, pool,
+    1000-way head) at a square ``resolution``, from the FLOPs tool
+    (:mod:`mmvheat.analysis.flops`). One count per architecture: every
+    vHeat implementation is charged the dense DCT of the deployed model
+    (the paper's count), whatever it computes."""
+    from .flops import backbone_flops, count
+    family, arch, _ = parse_spec(spec)
+    if family == 'vheat':
+        return backbone_flops(arch, resolution, 'deploy', 'matmul')['flops']
+    model = Classifier(build_backbone(spec, resolution, deploy=False))
+    return count(model, (torch.zeros(1, 3, resolution, resolution), ))[
+        'flops']
+
+
+def achieved(result: Dict, macs: float, peak_gflops: float = None) -> Dict:
+    """Achieved GFLOP/s of a result row: ``2 x multiply-adds x img/s``,
+    three times that for a training step (forward, and a backward of about
+    twice the forward's products), and its fraction of ``peak_gflops``."""
+    passes = 3 if result['mode'] == 'train' else 1
+    gflops = 2 * macs * passes * result['img_per_s'] / 1e9
+    out = dict(macs=macs, gflops=gflops)
+    if peak_gflops:
+        out['peak_frac'] = gflops / peak_gflops
+    return out
 
 
 def _rss_reset() -> None:
@@ -146,7 +231,9 @@ def run_config(spec: str, mode: str, dtype: str, resolution: int,
         warmup (int): Untimed steps first. Defaults to 2.
         runs (int): Timed steps. Defaults to 5.
         deploy (bool): Deploy-mode vHeat for inference. Defaults to True.
-        compile (bool): ``torch.compile`` the model. Defaults to False.
+        compile (bool): ``torch.compile`` the model, for inference with
+            inductor's ``freezing`` (weights folded and prepacked).
+            Defaults to False.
         backend (str): One of :data:`BACKENDS`. Defaults to 'pytorch'.
 
     Returns:
@@ -173,7 +260,10 @@ def run_config(spec: str, mode: str, dtype: str, resolution: int,
     x = torch.randn(batch, 3, resolution, resolution, device=dev)
     target = torch.randint(0, 1000, (batch, ), device=dev)
     optim = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    fn = torch.compile(model) if compile else model
+    if compile:  # inference: weights folded into the graph (freezing)
+        fn = torch.compile(model, options=dict(freezing=mode == 'infer'))
+    else:
+        fn = model
     if backend != 'pytorch':
         fn = onnxruntime_model(model, spec, mode, dtype, x,
                                backend == 'onnxruntime-fixed', device)

@@ -8,7 +8,14 @@ import sys
 import pytest
 
 from conftest import REPO_ROOT
-from mmvheat.analysis.benchmark import parse_spec, run_config
+from mmvheat.analysis.benchmark import (
+    achieved,
+    gemm_peak,
+    model_macs,
+    native_dtypes,
+    parse_spec,
+    run_config,
+)
 
 BENCH = os.path.join(REPO_ROOT, 'tools', 'analysis_tools', 'benchmark.py')
 
@@ -28,6 +35,19 @@ def test_cli_end_to_end(tmp_path):
         assert 'error' not in r, r
         assert r['img_per_s'] > 0 and len(r['times']) == 2
         assert r['peak_mem_mb'] > r['step_mem_mb'] >= 0
+        assert r['gflops'] > 0 and 0 < r['peak_frac'] < 2
+    meta = json.loads((tmp_path / 'meta.json').read_text())
+    peak = meta['gemm_peak_gflops']['fp32']
+    for r in results:  # one FLOP count per arch and size, x3 in training
+        macs = meta['macs_per_image'][r['model'] + '@64']
+        passes = 3 if r['mode'] == 'train' else 1
+        assert r['gflops'] == pytest.approx(
+            2 * macs * passes * r['img_per_s'] / 1e9)
+        assert r['peak_frac'] == pytest.approx(r['gflops'] / peak)
+    macs = meta['macs_per_image']
+    assert macs['vheat-t:reference@64'] == macs['vheat-t:matmul@64']
+    assert f'GEMM peak (best large square torch.mm, same run): fp32 ' \
+        f'{peak:.0f} GFLOP/s' in out.stdout
     ref = [r for r in results if r['model'] == 'vheat-t:reference']
     assert [r['x_ref'] for r in ref] == [1.0, 1.0]
     ours = [r for r in results if r['model'] == 'vheat-t:matmul']
@@ -50,6 +70,25 @@ def test_bad_model_spec():
         parse_spec('swin-t:fft')
     with pytest.raises(ValueError, match='IMPL must be one of'):
         parse_spec('vheat-s:conv')
+    with pytest.raises(ValueError, match='the options are [+]sac and'):
+        parse_spec('vheat-t+cp')
+    assert parse_spec('vheat-t+sac') == ('vheat', 'tiny', 'split+sac')
+
+
+def test_roofline_pieces():
+    """The GEMM peak is the best shape's rate; achieved GFLOP/s counts
+    2 FLOP per multiply-add and three passes for a training step."""
+    peak = gemm_peak('fp32', shapes=(64, 128), runs=2)
+    assert set(peak['per_shape']) == {64, 128}
+    assert peak['gflops'] == max(peak['per_shape'].values()) > 0
+    row = dict(mode='infer', img_per_s=10.0)
+    assert achieved(row, 4e9, 160.0) == dict(macs=4e9, gflops=80.0,
+                                             peak_frac=0.5)
+    assert achieved(dict(row, mode='train'), 4e9)['gflops'] == 240.0
+    assert 'peak_frac' not in achieved(row, 4e9)
+    assert native_dtypes('cpu')[0] == 'fp32'
+    # every implementation of an arch is charged the same count
+    assert model_macs('vheat-t:split', 64) == model_macs('vheat-t+sac', 64)
 
 
 def test_run_config_rejects_bad_mode():

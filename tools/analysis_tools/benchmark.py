@@ -1,13 +1,23 @@
 """Throughput, latency and peak memory of vHeat against Swin and ConvNeXt.
 
     python tools/analysis_tools/benchmark.py \
-        [--models vheat-t:reference vheat-t:auto swin-t convnext-t] \
+        [--models vheat-t:reference vheat-t swin-t convnext-t] \
         [--modes infer train] [--dtypes fp32 bf16] \
         [--sizes 224 384 512 768 1024] [--batch-sizes auto | 8 ...] \
         [--device cpu|cuda] [--warmup 2] [--runs 5] [--no-deploy] \
         [--compile {off,on,both}] [--against DIR] [--threads N] \
         [--backend pytorch onnxruntime onnxruntime-fixed] \
-        [--repeat 1] [--out-dir work_dirs/benchmark]
+        [--repeat 1] [--emulated] [--out-dir work_dirs/benchmark]
+
+The yardstick is the machine's limit (the roofline): every sweep first
+measures the GEMM peak (the best GFLOP/s of large square ``torch.mm``
+products) for each dtype, in a fresh subprocess, and every row reports its
+achieved GFLOP/s (2 x multiply-adds x img/s; 3x that for a training step)
+and that as a fraction of the peak of its dtype. The multiply-adds per image
+come from the FLOPs tool (``get_flops.py``; one count per architecture and
+size, the dense DCT for every vHeat implementation) and are printed once.
+bf16/fp16 rows on a CPU without native support (no ``avx512_bf16`` /
+``amx_bf16`` for bf16) are skipped with a note: emulated, they mean nothing.
 
 Every configuration (model x mode x dtype x resolution x batch) runs in a
 fresh subprocess, so each peak-memory figure is its own. vHeat models are
@@ -20,11 +30,12 @@ implementation (``reference`` is the authors' layout, the baseline of the
 memory against resolution) into ``--out-dir``.
 
 ``--compile both`` adds a ``torch.compile`` row (model name suffixed
-``+compile``) beside each eager one. ``--against DIR`` adds, for every vHeat
-spec, a row from another checkout of this repository (e.g. a
-``git worktree`` of an earlier commit; name suffixed ``@against``), run by
-that checkout's own code in the same sweep, so old and new implementations
-are compared in one interleaved run.
+``+compile``) beside each eager one; inference compiles with inductor's
+``freezing`` (weights folded and prepacked), training without.
+``--against DIR`` adds, for every vHeat spec, a row from another checkout
+of this repository (e.g. a ``git worktree`` of an earlier commit; name
+suffixed ``@against``), run by that checkout's own code in the same sweep,
+so old and new implementations are compared in one interleaved run.
 
 ``--backend onnxruntime`` adds, for every vHeat spec, a row (suffixed
 ``@ort``) that exports the same model (same weights) to ONNX with dynamic
@@ -38,6 +49,7 @@ import csv
 import json
 import os
 import os.path as osp
+import statistics
 import subprocess
 import sys
 
@@ -103,6 +115,9 @@ def parse_args(argv=None):
                         'interleaved, and report per configuration the '
                         'median over the sweeps (steadier ratios on a noisy '
                         'machine)')
+    parser.add_argument('--emulated', action='store_true',
+                        help='also run dtypes this CPU only emulates '
+                        '(bf16 without avx512_bf16/amx_bf16)')
     parser.add_argument('--timeout', type=int, default=1800,
                         help='seconds per configuration')
     parser.add_argument('--worker', help=argparse.SUPPRESS)
@@ -130,15 +145,20 @@ def batch_sizes(args, resolution: int) -> list:
 
 
 def run_worker(spec: str) -> None:
-    """Child process: run one configuration, print its JSON result."""
+    """Child process: run one configuration (or, with ``peak`` in the
+    spec, measure the GEMM peak of a dtype), print its JSON result."""
     import torch
 
-    from mmvheat.analysis.benchmark import run_config
+    from mmvheat.analysis.benchmark import gemm_peak, run_config
     cfg = json.loads(spec)
     threads = cfg.pop('threads')
     if threads:
         torch.set_num_threads(threads)
-    print('RESULT ' + json.dumps(run_config(**cfg)), flush=True)
+    if 'peak' in cfg:
+        result = gemm_peak(cfg['peak'], cfg['device'])
+    else:
+        result = run_config(**cfg)
+    print('RESULT ' + json.dumps(result), flush=True)
 
 
 def run_child(cfg: dict, timeout: int, root: str = ROOT) -> dict:
@@ -189,17 +209,21 @@ def add_ratios(results: list) -> None:
 
 def format_table(results: list) -> str:
     from mmvheat.utils.table import markdown_table
-    head = ['model', 'mode', 'dtype', 'res', 'batch', 'img/s', 'latency ms',
-            'spread', 'peak MB', 'step MB', 'x ref', 'mem x ref', 'x prev',
-            'mem x prev']
+    head = ['model', 'mode', 'dtype', 'res', 'batch', 'img/s', 'GFLOP/s',
+            '% peak', 'latency ms', 'spread', 'peak MB', 'step MB', 'x ref',
+            'mem x ref', 'x prev', 'mem x prev']
     rows = []
     for r in results:
         row = [r['model'], r['mode'], r['dtype'], str(r['resolution']),
                str(r['batch'])]
         if 'error' in r:
-            row += ['error: ' + r['error'][:60]] + [''] * 8
+            row += ['error: ' + r['error'][:60]] + [''] * 10
         else:
-            row += [f"{r['img_per_s']:.2f}", f"{r['median_s'] * 1e3:.1f}",
+            row += [f"{r['img_per_s']:.2f}",
+                    f"{r['gflops']:.0f}" if 'gflops' in r else '-',
+                    f"{r['peak_frac'] * 100:.0f}%" if 'peak_frac' in r
+                    else '-',
+                    f"{r['median_s'] * 1e3:.1f}",
                     f"{r['spread'] * 100:.0f}%", f"{r['peak_mem_mb']:.0f}",
                     f"{r['step_mem_mb']:.0f}",
                     f"{r['x_ref']:.2f}" if 'x_ref' in r else '-',
@@ -263,11 +287,42 @@ def variants(args) -> list:
     return rows
 
 
-def sweep(args) -> list:
-    """Every configuration once, each in a fresh process."""
+def measure_peaks(args, dtypes: list) -> dict:
+    """{dtype: GEMM peak GFLOP/s}, each measured in a fresh process."""
+    peaks = {}
+    for dtype in dtypes:
+        result = run_child(dict(peak=dtype, device=args.device,
+                                threads=args.threads), args.timeout)
+        if 'error' in result:
+            print(f'[benchmark] GEMM peak {dtype}: {result["error"]}')
+            continue
+        peaks[dtype] = result['gflops']
+        print(f'[benchmark] GEMM peak {dtype}: {result["gflops"]:.0f} '
+              'GFLOP/s', flush=True)
+    return peaks
+
+
+def run_dtypes(args) -> list:
+    """``--dtypes`` without those the device only emulates (unless
+    ``--emulated``), with a note for each one left out."""
+    from mmvheat.analysis.benchmark import native_dtypes
+    native = native_dtypes(args.device)
+    skipped = [d for d in args.dtypes if d not in native]
+    if skipped and not args.emulated:
+        print(f'[benchmark] skipping {skipped}: not native on this '
+              f'{args.device} (emulated timings mean nothing; --emulated '
+              'runs them anyway)')
+        return [d for d in args.dtypes if d in native]
+    return list(args.dtypes)
+
+
+def sweep(args, dtypes: list) -> tuple:
+    """The GEMM peaks, then every configuration once, each in a fresh
+    process. Returns (peaks, results)."""
+    peaks = measure_peaks(args, dtypes)
     results = []
     for mode in args.modes:
-        for dtype in args.dtypes:
+        for dtype in dtypes:
             for res in args.sizes:
                 for batch in batch_sizes(args, res):
                     for name, spec, compiled, root, backend in variants(
@@ -289,7 +344,51 @@ def sweep(args) -> list:
                             f"{result['img_per_s']:.2f} img/s")
                         print(f'[benchmark] {name} {mode} {dtype} {res} '
                               f'b{batch}: {status}', flush=True)
-    return results
+    return peaks, results
+
+
+def flop_counts(args) -> dict:
+    """{(spec, resolution): multiply-adds per image}, one count per
+    architecture and size (every vHeat implementation of an arch shares
+    it), from the FLOPs tool."""
+    from mmvheat.analysis.benchmark import model_macs, parse_spec
+    counts, by_arch = {}, {}
+    for spec in args.models:
+        family, arch, _ = parse_spec(spec)
+        for res in args.sizes:
+            key = (family, arch, res)
+            if key not in by_arch:
+                by_arch[key] = model_macs(spec, res)
+            counts[(spec, res)] = by_arch[key]
+    return counts
+
+
+def add_roofline(results: list, counts: dict, peaks: dict) -> None:
+    """``gflops`` and ``peak_frac`` of every row (see the module
+    docstring)."""
+    from mmvheat.analysis.benchmark import achieved
+    for r in results:
+        spec = r['model'].split('@')[0].replace('+compile', '')
+        if 'error' in r or (spec, r['resolution']) not in counts:
+            continue
+        r.update(achieved(r, counts[(spec, r['resolution'])],
+                          peaks.get(r['dtype'])))
+
+
+def roofline_header(counts: dict, peaks: dict) -> str:
+    """The peaks and FLOP counts the table's GFLOP/s columns use."""
+    lines = ['GEMM peak (best large square torch.mm, same run): '
+             + ', '.join(f'{d} {g:.0f} GFLOP/s' for d, g in peaks.items())]
+    seen = {}
+    for (spec, res), macs in counts.items():
+        seen.setdefault((spec.split(':')[0].split('+')[0], res), macs)
+    lines.append('Multiply-adds per image (FLOPs tool, the same for every '
+                 'implementation): ' + ', '.join(
+                     f'{name}@{res} {macs / 1e9:.2f} G'
+                     for (name, res), macs in seen.items()))
+    lines.append('GFLOP/s = 2 x multiply-adds x img/s (x3 for a training '
+                 'step); % peak = GFLOP/s over the peak of the row\'s dtype')
+    return '\n'.join(lines)
 
 
 def merge_repeats(runs: list) -> dict:
@@ -312,18 +411,32 @@ def main(argv=None):
     if args.worker:
         return run_worker(args.worker)
     os.makedirs(args.out_dir, exist_ok=True)
-    sweeps = [sweep(args) for _ in range(max(1, args.repeat))]
-    results = [merge_repeats(list(runs)) for runs in zip(*sweeps)]
+    dtypes = run_dtypes(args)
+    counts = flop_counts(args)
+    sweeps = [sweep(args, dtypes) for _ in range(max(1, args.repeat))]
+    peaks = {}  # per dtype, the median over the sweeps
+    for dtype in dtypes:
+        found = [p[dtype] for p, _ in sweeps if dtype in p]
+        if found:
+            peaks[dtype] = statistics.median(found)
+    results = [merge_repeats(list(runs))
+               for runs in zip(*(r for _, r in sweeps))]
     add_ratios(results)
+    add_roofline(results, counts, peaks)
+    print(roofline_header(counts, peaks))
     print(format_table(results))
     with open(osp.join(args.out_dir, 'results.json'), 'w') as f:
         json.dump(results, f, indent=1)
     from mmvheat.analysis.benchmark import machine_meta
+    meta = dict(machine_meta(args.threads), gemm_peak_gflops=peaks,
+                macs_per_image={f'{spec}@{res}': macs
+                                for (spec, res), macs in counts.items()})
     with open(osp.join(args.out_dir, 'meta.json'), 'w') as f:
-        json.dump(machine_meta(args.threads), f, indent=1)
+        json.dump(meta, f, indent=1)
     keys = ['model', 'mode', 'dtype', 'resolution', 'batch', 'img_per_s',
-            'median_s', 'spread', 'peak_mem_mb', 'step_mem_mb', 'x_ref',
-            'mem_x_ref', 'x_prev', 'mem_x_prev', 'error']
+            'gflops', 'peak_frac', 'median_s', 'spread', 'peak_mem_mb',
+            'step_mem_mb', 'x_ref', 'mem_x_ref', 'x_prev', 'mem_x_prev',
+            'error']
     with open(osp.join(args.out_dir, 'results.csv'), 'w', newline='') as f:
         writer = csv.DictWriter(f, keys, extrasaction='ignore')
         writer.writeheader()

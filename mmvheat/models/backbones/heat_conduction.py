@@ -55,15 +55,44 @@ def _keep_products(ctx, op, *args, **kwargs) -> cp.CheckpointPolicy:
     return cp.CheckpointPolicy.PREFER_RECOMPUTE
 
 
+def _uncached_autocast(fn: Callable) -> Callable:
+    """``fn`` under the autocast state it is called in, with the weight-cast
+    cache off (``cache_enabled=False``).
+
+    Autocast caches the low-precision copy of a parameter for as long as
+    its outermost context lasts. Selective checkpointing requires the
+    recomputation in backward to dispatch exactly the ops of the forward,
+    but PyTorch's mixed-precision recipe runs backward *outside* the
+    context: a cast the forward found in the cache (a stage's FVE, shared
+    by its blocks; any weight of a model run twice in one context) is
+    dispatched again in the recomputation and the op counts differ. With
+    the cache off inside the region, every cast is dispatched in both. Each
+    weight is cast once per region either way, so nothing is cast more
+    often than with the cache.
+    """
+
+    def run(*args):
+        device = next((a.device.type for a in args
+                       if isinstance(a, torch.Tensor)), 'cpu')
+        if not torch.is_autocast_enabled(device):
+            return fn(*args)
+        with torch.autocast(device, dtype=torch.get_autocast_dtype(device),
+                            cache_enabled=False):
+            return fn(*args)
+
+    return run
+
+
 def run_selective(fn: Callable, *args) -> torch.Tensor:
     """``fn(*args)`` under selective activation checkpointing
     (:func:`torch.utils.checkpoint.checkpoint` with
     :func:`~torch.utils.checkpoint.create_selective_checkpoint_contexts`):
     the outputs of matrix products and convolutions are kept for backward,
     elementwise results are recomputed there. Values and gradients are
-    those of plain autograd."""
+    those of plain autograd, also under autocast with backward outside it
+    (see :func:`_uncached_autocast`)."""
     return cp.checkpoint(
-        fn, *args, use_reentrant=False,
+        _uncached_autocast(fn), *args, use_reentrant=False,
         context_fn=partial(cp.create_selective_checkpoint_contexts,
                            _keep_products))
 
@@ -214,7 +243,7 @@ class HeatBlock(nn.Module):
             Defaults to 'split'.
         selective_cp (bool): In training mode, run each branch under
             selective activation checkpointing (:func:`run_selective`):
-            less memory for a little recomputation. Defaults to True.
+            less memory for a little recomputation. Defaults to False.
     """
 
     def __init__(self,
@@ -224,7 +253,7 @@ class HeatBlock(nn.Module):
                  layer_scale: Optional[float] = None,
                  mlp_ratio: float = 4.,
                  impl: str = DEFAULT_IMPL,
-                 selective_cp: bool = True) -> None:
+                 selective_cp: bool = False) -> None:
         super().__init__()
         self.post_norm = post_norm
         self.selective_cp = selective_cp

@@ -154,10 +154,12 @@ class VHeat(BaseModule):
         with_cp (bool): Full gradient checkpointing per block (least
             memory, a second forward in backward). Defaults to False.
         selective_cp (bool): Selective activation checkpointing per block
-            branch in training: the outputs of matrix products and
-            convolutions are kept, elementwise results (norms, GELU, gate,
-            damping) are recomputed in backward. Same values and gradients,
-            about a third less activation memory. Defaults to True.
+            branch in training, a memory saver like ``with_cp``: the
+            outputs of matrix products and convolutions are kept,
+            elementwise results (norms, GELU, gate, damping) are recomputed
+            in backward. Same values and gradients (under autocast too),
+            less activation memory for a slower step (measured in
+            docs/en/notes/benchmarks.md). Defaults to False.
         hco_impl (str): The HCO's DCT filter, one of
             :data:`mmvheat.ops.HCO_IMPLS`: 'split' (the exact even/odd
             split of the DCT on axes of at least 256 of CPU tensors, dense
@@ -198,7 +200,7 @@ class VHeat(BaseModule):
                  out_indices: Union[int, Sequence[int]] = -1,
                  frozen_stages: int = -1,
                  with_cp: bool = False,
-                 selective_cp: bool = True,
+                 selective_cp: bool = False,
                  hco_impl: str = DEFAULT_IMPL,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
