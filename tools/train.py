@@ -1,8 +1,12 @@
 """Train a model from an mmpretrain, mmdet or mmseg config.
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-        [--auto-scale-lr] [--no-pretrained] [--cfg-options k=v ...]
-        [--launcher pytorch]
+        [--compile] [--auto-scale-lr] [--no-pretrained]
+        [--cfg-options k=v ...] [--launcher pytorch]
+
+``--compile`` runs mmengine's train step under ``torch.compile`` (the
+config's ``compile=True``), with the inductor options that let it follow
+changing input sizes (:data:`mmvheat.utils.runner.COMPILE_OPTIONS`).
 
 CKPT and the config's checkpoints may be paths or http(s) URLs (downloaded
 once into the cache, see mmvheat.download). A missing config, data root,
@@ -23,6 +27,7 @@ from mmvheat.utils import (
     check_data_paths,
     check_pretrained,
     clear_pretrained,
+    compile_settings,
     fetch_checkpoint,
     ignore_pkg_resources_deprecation,
     load_config,
@@ -45,6 +50,9 @@ def parse_args(argv=None):
     parser.add_argument(
         '--amp', action='store_true', help='mixed precision training')
     parser.add_argument(
+        '--compile', action='store_true',
+        help='torch.compile the train step (mmengine\'s compile=True)')
+    parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
         help='scale the lr by the actual over the config\'s base batch size')
@@ -60,9 +68,15 @@ def parse_args(argv=None):
 
 
 def apply_args(cfg, args):
-    """Apply --amp, --auto-scale-lr, --no-pretrained and --resume to the
-    config."""
+    """Apply --amp, --compile, --auto-scale-lr, --no-pretrained and
+    --resume to the config."""
     if args.amp:
+        from mmengine.device import get_device
+        if get_device() == 'cpu':
+            raise ToolError(
+                "--amp uses mmengine's AmpOptimWrapper, which needs a GPU "
+                '(or an NPU, MLU or MUSA device); none is available. On a '
+                'CPU train in fp32, or compile the model with --compile')
         wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if wrapper == 'AmpOptimWrapper':
             print_log('AMP is already enabled in the config',
@@ -73,6 +87,8 @@ def apply_args(cfg, args):
         else:
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.compile and not cfg.get('compile'):
+        cfg.compile = compile_settings(True)
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             raise ToolError('--auto-scale-lr needs `auto_scale_lr = '

@@ -5,6 +5,7 @@ from .runner import (
     check_data_paths,
     check_pretrained,
     clear_pretrained,
+    compile_settings,
     ensure_strict_loading,
     fetch_checkpoint,
     load_config,
@@ -17,7 +18,8 @@ from .warning_filters import ignore_pkg_resources_deprecation
 
 __all__ = [
     'ToolError', 'add_common_args', 'build_runner', 'check_data_paths',
-    'check_pretrained', 'clear_pretrained', 'ensure_strict_loading',
+    'check_pretrained', 'clear_pretrained', 'compile_settings',
+    'ensure_strict_loading',
     'fetch_checkpoint', 'ignore_pkg_resources_deprecation', 'load_config',
     'run_tool', 'set_local_rank', 'setup_cpu_distributed',
     'teardown_distributed'

@@ -53,6 +53,8 @@ def load_config(path: str, cfg_options: Optional[dict] = None,
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     ensure_strict_loading(cfg)
+    if cfg.get('compile') is not None:
+        cfg.compile = compile_settings(cfg.compile)
     cfg.launcher = launcher
     if work_dir is not None:
         cfg.work_dir = work_dir
@@ -191,6 +193,34 @@ def clear_pretrained(node, where: str = 'model') -> list:
         for i, value in enumerate(node):
             cleared += clear_pretrained(value, f'{where}[{i}]')
     return cleared
+
+
+# Inductor options for training under torch.compile with changing input
+# sizes. PyTorch 2.14's inductor cannot order the symbolic strides of a
+# channels-last view that the forward saves for backward (the (B, C, H, W)
+# view a convolution gets of a (B, H, W, C) map) and fails with "cannot
+# determine truth value of Relational"; keeping such outputs at their exact
+# eager strides avoids that path (pytorch/pytorch#185510).
+COMPILE_OPTIONS = dict(strict_output_strides=True)
+
+
+def compile_settings(value) -> Optional[dict]:
+    """The ``torch.compile`` keyword arguments for a config's ``compile``
+    key (mmengine's: True, False/None or a dict of keyword arguments), with
+    :data:`COMPILE_OPTIONS` added to the inductor options the config does
+    not set itself. None when the config does not compile."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        value = {}
+    if not isinstance(value, dict):
+        raise ToolError('compile must be True, False or a dict of '
+                        f'torch.compile arguments, got {value!r}')
+    settings = dict(value)
+    if settings.get('backend', 'inductor') == 'inductor':
+        settings['options'] = {**COMPILE_OPTIONS,
+                               **(settings.get('options') or {})}
+    return settings
 
 
 def teardown_distributed() -> None:

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from mmvheat.utils import ToolError
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 CONFIG = """
@@ -101,8 +103,10 @@ def test_refuses_unknown_objects_clearly(tmp_path):
         safe_torch_load(str(path))
 
 
-def test_train_flags_applied():
+def test_train_flags_applied(monkeypatch):
     import importlib.util
+
+    import mmengine.device
     spec = importlib.util.spec_from_file_location(
         'train_tool', osp.join(ROOT, 'tools', 'train.py'))
     tool = importlib.util.module_from_spec(spec)
@@ -112,6 +116,12 @@ def test_train_flags_applied():
     args = tool.parse_args([path, '--amp', '--auto-scale-lr', '--resume',
                             'x.pth', '--cfg-options',
                             'train_dataloader.batch_size=8'])
+    if mmengine.device.get_device() == 'cpu':
+        # mmengine's AmpOptimWrapper needs an accelerator: one clear line
+        with pytest.raises(ToolError, match='--amp uses mmengine.s '
+                           'AmpOptimWrapper, which needs a GPU'):
+            tool.apply_args(load_config(path, args.cfg_options), args)
+        monkeypatch.setattr(mmengine.device, 'get_device', lambda: 'cuda')
     cfg = tool.apply_args(load_config(path, args.cfg_options), args)
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
     assert cfg.auto_scale_lr == dict(base_batch_size=2048, enable=True)
@@ -121,3 +131,31 @@ def test_train_flags_applied():
     args = tool.parse_args([path, '--resume'])
     cfg = tool.apply_args(load_config(path), args)
     assert cfg.resume and cfg.load_from is None
+
+
+def test_compile_flag_and_config_key():
+    """``--compile`` and a config's ``compile=True`` both reach mmengine as
+    torch.compile arguments with the inductor options for changing input
+    sizes; a config's own options win; other backends are left alone."""
+    import importlib.util
+
+    from mmvheat.utils import compile_settings, load_config
+    spec = importlib.util.spec_from_file_location(
+        'train_tool', osp.join(ROOT, 'tools', 'train.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    path = osp.join(ROOT, 'configs/demo/vheat-demo_4xb16_shapes-cls.py')
+    wanted = dict(options=dict(strict_output_strides=True))
+    args = tool.parse_args([path, '--compile'])
+    cfg = tool.apply_args(load_config(path), args)
+    assert cfg.compile == wanted
+    cfg = load_config(path, dict(compile=True))
+    assert cfg.compile == wanted
+    assert load_config(path, dict(compile=False)).compile is None
+    assert 'compile' not in load_config(path)
+    assert compile_settings(dict(dynamic=True, options=dict(
+        strict_output_strides=False))) == dict(
+            dynamic=True, options=dict(strict_output_strides=False))
+    assert compile_settings(dict(backend='eager')) == dict(backend='eager')
+    with pytest.raises(ToolError, match='compile must be True, False or'):
+        compile_settings('yes')

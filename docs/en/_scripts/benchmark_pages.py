@@ -425,6 +425,9 @@ def rows_table(rows):
         'img/s (median)', 'runs range']
     if has_sweeps:
         header.append('sweeps (img/s)')
+    has_peak = any('peak_frac' in r for r in rows)
+    if has_peak:
+        header += ['GFLOP/s', '% of GEMM peak']
     header += ['step memory MB']
     if has_ref:
         header.append('vs reference')
@@ -441,6 +444,10 @@ def rows_table(rows):
             sweeps = r.get('sweep_img_per_s', [])
             cells.append(', '.join(fmt(s) for s in sweeps) if sweeps
                          else '-')
+        if has_peak:
+            cells += [fmt(r.get('gflops')),
+                      f'{r["peak_frac"] * 100:.0f}%' if 'peak_frac' in r
+                      else '-']
         cells.append(fmt(r.get('step_mem_mb'), 4))
         if has_ref:
             cells.append(f'{r["x_ref"]:.2f}x' if 'x_ref' in r else '-')
@@ -496,6 +503,56 @@ def rows_plot(rows, title, path):
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.0, 1.0))
     save_figure(fig, path)
+
+
+def roofline_plot(rows, title, path):
+    """Bars: each row's achieved GFLOP/s as a fraction of the GEMM peak
+    of its dtype, grouped by configuration."""
+    import matplotlib.pyplot as plt
+    rows = [r for r in rows if 'peak_frac' in r]
+    keys = list(dict.fromkeys(config_key(r) for r in rows))
+    models = list(dict.fromkeys(r['model'] for r in rows))
+    width = 0.8 / max(len(models), 1)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.4 + 1.5 * len(keys)), 3.8))
+    cmap = plt.get_cmap('tab10')
+    for i, model in enumerate(models):
+        xs, ys = [], []
+        for j, key in enumerate(keys):
+            match = [r for r in rows
+                     if r['model'] == model and config_key(r) == key]
+            if match:
+                xs.append(j + (i - (len(models) - 1) / 2) * width)
+                ys.append(100 * match[0]['peak_frac'])
+        ax.bar(xs, ys, width * 0.9, color=cmap(i % 10), label=model)
+    ax.set_xticks(range(len(keys)))
+    ax.set_xticklabels([config_label(k) for k in keys], fontsize=8)
+    ax.set_ylabel('% of the GEMM peak\n(same run, same dtype)', fontsize=8)
+    ax.axhline(100, color='grey', lw=0.6, ls='--')
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.0, 1.0))
+    save_figure(fig, path)
+
+
+def peak_line(meta):
+    """The GEMM peaks and FLOP counts a roofline result was measured
+    against, as a sentence."""
+    peaks = meta.get('gemm_peak_gflops') or {}
+    macs = meta.get('macs_per_image') or {}
+    if not peaks:
+        return ''
+    counts = {}
+    for key, value in macs.items():
+        spec, _, res = key.rpartition('@')
+        name = spec.split(':')[0].split('+')[0]
+        counts.setdefault(f'{name} at {res}', value)
+    return ('GEMM peak measured in the same run (best large square '
+            '`torch.mm`): ' + ', '.join(f'{d} {g:.0f} GFLOP/s'
+                                        for d, g in peaks.items())
+            + '. Multiply-adds per image (FLOPs tool, one count per '
+            'architecture): ' + ', '.join(f'{k} {v / 1e9:.2f} G'
+                                          for k, v in counts.items())
+            + '. GFLOP/s = 2 x multiply-adds x img/s, x3 for a training '
+            'step.')
 
 
 # -------------------------------------- benchmark_dct.py (cases x impls)
@@ -614,11 +671,18 @@ def result_section(spec, results_dir, out_dir):
         lines += [provenance(meta, data, json_path), '']
         if spec.get('note'):
             lines += [spec['note'], '']
+        if peak_line(meta):
+            lines += [peak_line(meta), '']
         lines += [rows_table(data), '']
-        rows_plot(data, spec['title'], osp.join(out_dir, png))
-        caption = ('Throughput relative to the first model of each '
-                   'configuration: bars are medians, lines the range over '
-                   'the timed runs, dots the interleaved sweeps.')
+        if spec.get('plot') == 'roofline':
+            roofline_plot(data, spec['title'], osp.join(out_dir, png))
+            caption = ('Achieved GFLOP/s as a fraction of the GEMM peak of '
+                       'the same dtype, measured in the same run.')
+        else:
+            rows_plot(data, spec['title'], osp.join(out_dir, png))
+            caption = ('Throughput relative to the first model of each '
+                       'configuration: bars are medians, lines the range '
+                       'over the timed runs, dots the interleaved sweeps.')
     else:
         lines += [provenance(data.get('meta'), [], json_path), '']
         if spec.get('note'):
