@@ -11,7 +11,9 @@ off, the default),
 Backends: ``pytorch`` (eager or compiled), ``onnxruntime`` (the model
 exported with dynamic shapes, tables computed in the graph) and
 ``onnxruntime-fixed`` (exported at the configuration's size with the decay
-tables baked in), vHeat inference in fp32 only.
+tables baked in), vHeat inference in fp32 only; ``aoti`` (the deployed
+model exported at the configuration's size and compiled by AOTInductor with
+freezing, :mod:`mmvheat.deployment.aoti`), vHeat inference.
 """
 import os
 import statistics
@@ -32,7 +34,7 @@ SPEC_IMPLS = HCO_IMPLS + ('reference', )
 
 ARCHS = {'t': 'tiny', 's': 'small', 'b': 'base'}
 DTYPES = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
-BACKENDS = ('pytorch', 'onnxruntime', 'onnxruntime-fixed')
+BACKENDS = ('pytorch', 'onnxruntime', 'onnxruntime-fixed', 'aoti')
 
 
 def parse_spec(spec: str) -> tuple:
@@ -188,6 +190,56 @@ def achieved(result: Dict, macs: float, peak_gflops: float = None) -> Dict:
     return out
 
 
+# Where a step's time goes: profiler op names by kind of work. Products
+# are what the GEMM peak bounds; everything else is memory-bound work.
+TIME_KINDS = (
+    ('fused (compiled)', ('cpp_fused', 'triton_', 'compiled')),
+    ('products', ('mm', 'matmul', 'linear', 'conv', 'gemm', 'bmm')),
+    ('norms', ('layer_norm', 'batch_norm', 'group_norm')),
+    ('copies', ('copy', 'clone', 'contiguous', 'cat', 'index', 'to_copy',
+                'permute', 'empty', 'zero', 'fill')),
+    ('elementwise', ('add', 'mul', 'sub', 'div', 'gelu', 'silu', 'relu',
+                     'pow', 'exp', 'sum', 'mean', 'where', 'softmax',
+                     'interpolate', 'upsample', 'bernoulli', 'sigmoid',
+                     'tanh', 'addcmul', 'addcdiv', 'sqrt', 'lerp', 'foreach',
+                     'neg', 'threshold')),
+)
+
+
+def time_kind(op_name: str) -> str:
+    """The kind of work (a :data:`TIME_KINDS` name, or 'other') of a
+    profiler op name."""
+    name = op_name.lower().split('::')[-1]
+    for kind, words in TIME_KINDS:
+        if any(word in name for word in words):
+            return kind
+    return 'other'
+
+
+def time_shares(step, device: torch.device) -> Dict[str, float]:
+    """Run ``step()`` once under :mod:`torch.profiler` and return the
+    share of the self time of leaf ops (CPU, or CUDA kernels on a GPU) in
+    each kind of work (:func:`time_kind`), plus ``total_ms``."""
+    from torch.profiler import ProfilerActivity, profile
+    activities = [ProfilerActivity.CPU]
+    if device.type == 'cuda':
+        activities.append(ProfilerActivity.CUDA)
+    with profile(activities=activities) as prof:
+        step()
+        _sync(device)
+    totals: Dict[str, float] = {}
+    for event in prof.key_averages():
+        us = (event.self_device_time_total if device.type == 'cuda' else
+              event.self_cpu_time_total)
+        if us > 0:
+            kind = time_kind(event.key)
+            totals[kind] = totals.get(kind, 0.0) + us
+    total = sum(totals.values()) or 1.0
+    shares = {k: v / total for k, v in sorted(totals.items())}
+    shares['total_ms'] = total / 1e3
+    return shares
+
+
 def _rss_reset() -> None:
     """Reset the kernel's peak-RSS mark of this process (Linux)."""
     try:
@@ -217,7 +269,8 @@ def _sync(device: torch.device) -> None:
 def run_config(spec: str, mode: str, dtype: str, resolution: int,
                batch: int, device: str = 'cpu', warmup: int = 2,
                runs: int = 5, deploy: bool = True,
-               compile: bool = False, backend: str = 'pytorch') -> Dict:
+               compile: bool = False, backend: str = 'pytorch',
+               profile: bool = False) -> Dict:
     """Time one configuration.
 
     Args:
@@ -235,6 +288,8 @@ def run_config(spec: str, mode: str, dtype: str, resolution: int,
             inductor's ``freezing`` (weights folded and prepacked).
             Defaults to False.
         backend (str): One of :data:`BACKENDS`. Defaults to 'pytorch'.
+        profile (bool): After the timed steps, profile one more and add
+            ``time_shares`` (:func:`time_shares`). Defaults to False.
 
     Returns:
         dict: The configuration, ``times`` (s per step), ``median_s``,
@@ -264,7 +319,9 @@ def run_config(spec: str, mode: str, dtype: str, resolution: int,
         fn = torch.compile(model, options=dict(freezing=mode == 'infer'))
     else:
         fn = model
-    if backend != 'pytorch':
+    if backend == 'aoti':
+        fn = aoti_model(model, spec, mode, dtype, x, device)
+    elif backend != 'pytorch':
         fn = onnxruntime_model(model, spec, mode, dtype, x,
                                backend == 'onnxruntime-fixed', device)
 
@@ -302,12 +359,33 @@ def run_config(spec: str, mode: str, dtype: str, resolution: int,
     peak = (torch.cuda.max_memory_allocated(dev) / 2**20
             if dev.type == 'cuda' else _proc_status_mb('VmHWM'))
     median = statistics.median(times)
-    return dict(
+    result = dict(
         model=spec, mode=mode, dtype=dtype, resolution=resolution,
         batch=batch, device=device, compile=compile, times=times,
         median_s=median, img_per_s=batch / median,
         spread=(max(times) - min(times)) / median, peak_mem_mb=peak,
         step_mem_mb=peak - base)
+    if profile:  # after the memory marks: the profiler's own use is not in
+        result['time_shares'] = time_shares(step, dev)
+    return result
+
+
+def aoti_model(model: nn.Module, spec: str, mode: str, dtype: str,
+               x: torch.Tensor, device: str):
+    """``model`` (a :class:`Classifier` around a deployed VHeat) exported
+    at ``x``'s shape and compiled into an AOTInductor package
+    (:func:`mmvheat.deployment.export_aoti`); returns a callable on
+    tensors. Autocast rows are exported under autocast."""
+    from mmvheat.deployment import export_aoti, load_aoti
+    if not spec.startswith('vheat') or mode != 'infer' or device != 'cpu':
+        raise ValueError('aoti rows: vheat models, infer, cpu')
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, 'model.pt2')
+        with torch.autocast('cpu', dtype=DTYPES[dtype] or torch.bfloat16,
+                            enabled=dtype != 'fp32'):
+            export_aoti(model.eval(), path, tuple(x.shape[2:]), len(x))
+        package = load_aoti(path)
+    return lambda images: package(images)[0]
 
 
 def onnxruntime_model(model: nn.Module, spec: str, mode: str, dtype: str,

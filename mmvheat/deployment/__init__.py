@@ -1,11 +1,12 @@
 """Deployment of vHeat models: ONNX export (dynamic or fixed size), ONNX
-Runtime sessions with the PyTorch models' interfaces, and int8 dynamic
-quantization.
+Runtime sessions with the PyTorch models' interfaces, int8 dynamic
+quantization, and AOTInductor packages (``torch.export`` + AOTInductor).
 
 Not imported by the core (``mmvheat``, ``mmvheat.models``); ``onnx``,
 ``onnxscript`` and ``onnxruntime`` (``requirements/deploy.txt``) are
 imported only by the functions that need them.
 """
+from .aoti import INDUCTOR_CONFIGS, export_aoti, load_aoti
 from .detection import (
     SUPPORTED,
     MaskRCNNGraph,
@@ -49,7 +50,8 @@ from .runtime import (
 )
 
 __all__ = [
-    'MIN_INPUT_SIZE', 'MIN_OPSET', 'SUPPORTED', 'TASKS', 'DeployError',
+    'INDUCTOR_CONFIGS', 'export_aoti', 'load_aoti', 'MIN_INPUT_SIZE',
+    'MIN_OPSET', 'SUPPORTED', 'TASKS', 'DeployError',
     'MaskRCNNGraph', 'MatmulAdaptiveAvgPool2d', 'Normalize', 'OnnxBackbone',
     'OnnxClassifier', 'OnnxDetector', 'OnnxModel', 'OnnxSegmentor',
     'build_deploy_model', 'check_file_fits_config', 'check_mask_rcnn',

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from conftest import REPO_ROOT
 from mmvheat.analysis.benchmark import (
@@ -15,6 +16,8 @@ from mmvheat.analysis.benchmark import (
     native_dtypes,
     parse_spec,
     run_config,
+    time_kind,
+    time_shares,
 )
 
 BENCH = os.path.join(REPO_ROOT, 'tools', 'analysis_tools', 'benchmark.py')
@@ -89,6 +92,22 @@ def test_roofline_pieces():
     assert native_dtypes('cpu')[0] == 'fp32'
     # every implementation of an arch is charged the same count
     assert model_macs('vheat-t:split', 64) == model_macs('vheat-t+sac', 64)
+
+
+def test_time_shares_by_kind():
+    """The profile splits a step's time into kinds of work; a step of
+    one large product and one addition is mostly products."""
+    assert [time_kind(n) for n in ('aten::addmm', 'aten::native_layer_norm',
+                                   'aten::gelu', 'aten::copy_',
+                                   'cpp_fused_native_layer_norm_0',
+                                   'aten::view')] == [
+        'products', 'norms', 'elementwise', 'copies', 'fused (compiled)',
+        'other']
+    a, b = torch.randn(512, 512), torch.randn(512, 512)
+    shares = time_shares(lambda: torch.mm(a, b) + 1, torch.device('cpu'))
+    assert shares['products'] > 0.5 and shares['total_ms'] > 0
+    assert sum(v for k, v in shares.items() if k != 'total_ms') == \
+        pytest.approx(1.0)
 
 
 def test_run_config_rejects_bad_mode():

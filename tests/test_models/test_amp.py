@@ -118,3 +118,19 @@ def test_recipe_with_grad_scaler_steps():
         losses.append(loss.item())
     assert all(torch.isfinite(p).all() for p in params)
     assert losses[-1] < losses[0]
+
+
+def test_recipe_compiles_without_graph_break():
+    """Selective checkpointing under autocast traces as one graph
+    (``fullgraph=True``) and gives eager's gradients."""
+    import torch._dynamo.testing
+    counter = torch._dynamo.testing.CompileCounter()
+    torch._dynamo.reset()
+    model = VHeat(SMALL_PRE, img_size=32, selective_cp=True,
+                  drop_path_rate=0.).train()
+    compiled = torch.compile(model, backend=counter, fullgraph=True)
+    loss = backbone_loss(torch.randn(2, 3, 32, 32))
+    eager = recipe_grads(model, loss, torch.bfloat16)
+    assert cosine(recipe_grads(compiled, loss, torch.bfloat16),
+                  eager) > 0.9999
+    assert counter.frame_count == 1

@@ -275,13 +275,16 @@ def test_compile_fullgraph_eval_without_autograd(deploy, split, request):
     assert counter.frame_count <= 2
 
 
+@pytest.mark.parametrize('selective', [False, True])
 @pytest.mark.parametrize('split', [False, pytest.param(True, marks=SLOW)])
-def test_compile_fullgraph_training_forward_backward(split, request):
-    """Training (selective checkpointing on) compiles without a graph
-    break and gives the gradients of eager mode."""
+def test_compile_fullgraph_training_forward_backward(split, selective,
+                                                    request):
+    """Training (plain, and with selective checkpointing) compiles without
+    a graph break and gives the gradients of eager mode."""
     if split:
         request.getfixturevalue('split_everywhere')
-    model = build(hco_impl='split' if split else 'matmul').train()
+    model = build(hco_impl='split' if split else 'matmul',
+                  selective_cp=selective).train()
     compiled, counter = compile_counted(model, dynamic=False)
     for size in [(64, 64), (45, 70)]:
         x = torch.randn(2, 3, *size)

@@ -6,8 +6,8 @@
         [--sizes 224 384 512 768 1024] [--batch-sizes auto | 8 ...] \
         [--device cpu|cuda] [--warmup 2] [--runs 5] [--no-deploy] \
         [--compile {off,on,both}] [--against DIR] [--threads N] \
-        [--backend pytorch onnxruntime onnxruntime-fixed] \
-        [--repeat 1] [--emulated] [--out-dir work_dirs/benchmark]
+        [--backend pytorch onnxruntime onnxruntime-fixed aoti] \
+        [--repeat 1] [--profile] [--emulated] [--out-dir DIR]
 
 The yardstick is the machine's limit (the roofline): every sweep first
 measures the GEMM peak (the best GFLOP/s of large square ``torch.mm``
@@ -37,11 +37,17 @@ of this repository (e.g. a ``git worktree`` of an earlier commit; name
 suffixed ``@against``), run by that checkout's own code in the same sweep,
 so old and new implementations are compared in one interleaved run.
 
+``--profile`` profiles one more step of every row with
+:mod:`torch.profiler` and prints the share of its time in matrix products
+(what the GEMM peak bounds), norms, elementwise work and copies.
+
 ``--backend onnxruntime`` adds, for every vHeat spec, a row (suffixed
 ``@ort``) that exports the same model (same weights) to ONNX with dynamic
 shapes (tables computed in the graph) and times it in ONNX Runtime on the
 CPU with the same thread count; ``onnxruntime-fixed`` (``@ort-fixed``)
-exports at the row's size with the decay tables baked in as constants.
+exports at the row's size with the decay tables baked in as constants;
+``aoti`` (``@aoti``) compiles that deployed model with ``torch.export`` and
+AOTInductor (``tools/deployment/pytorch2aoti.py``).
 Inference in fp32 only; ``pytorch`` (the default) is the eager row.
 """
 import argparse
@@ -102,7 +108,7 @@ def parse_args(argv=None):
                         'run beside ours (previous-implementation baseline)')
     parser.add_argument('--backend', nargs='+', default=['pytorch'],
                         choices=['pytorch', 'onnxruntime',
-                                 'onnxruntime-fixed'],
+                                 'onnxruntime-fixed', 'aoti'],
                         help='pytorch rows, and/or ONNX Runtime rows of '
                         'the vHeat specs (exported; inference fp32)')
     parser.add_argument('--threads', type=int, default=None,
@@ -115,6 +121,10 @@ def parse_args(argv=None):
                         'interleaved, and report per configuration the '
                         'median over the sweeps (steadier ratios on a noisy '
                         'machine)')
+    parser.add_argument('--profile', action='store_true',
+                        help='profile one more step per row and print '
+                        'where its time goes (matrix products, norms, '
+                        'elementwise, copies)')
     parser.add_argument('--emulated', action='store_true',
                         help='also run dtypes this CPU only emulates '
                         '(bf16 without avx512_bf16/amx_bf16)')
@@ -234,6 +244,25 @@ def format_table(results: list) -> str:
     return markdown_table(head, rows)
 
 
+def format_time_shares(results: list) -> str:
+    """Where each profiled row's time goes, as shares of its profiled
+    step (``--profile``)."""
+    from mmvheat.analysis.benchmark import TIME_KINDS
+    rows = [r for r in results if 'time_shares' in r]
+    if not rows:
+        return ''
+    from mmvheat.utils.table import markdown_table
+    kinds = [k for k, _ in TIME_KINDS] + ['other']
+    kinds = [k for k in kinds if any(k in r['time_shares'] for r in rows)]
+    head = ['model', 'mode', 'dtype', 'res', 'profiled ms'] + kinds
+    body = [[r['model'], r['mode'], r['dtype'], str(r['resolution']),
+             f"{r['time_shares']['total_ms']:.0f}"]
+            + [f"{r['time_shares'].get(k, 0) * 100:.0f}%" for k in kinds]
+            for r in rows]
+    return 'Where the time goes (self time of one profiled step):\n' + \
+        markdown_table(head, body)
+
+
 def plot(results: list, path: str) -> None:
     import matplotlib
     matplotlib.use('Agg')
@@ -264,7 +293,8 @@ def plot(results: list, path: str) -> None:
     plt.close(fig)
 
 
-BACKEND_SUFFIX = {'onnxruntime': '@ort', 'onnxruntime-fixed': '@ort-fixed'}
+BACKEND_SUFFIX = {'onnxruntime': '@ort', 'onnxruntime-fixed': '@ort-fixed',
+                  'aoti': '@aoti'}
 
 
 def variants(args) -> list:
@@ -333,8 +363,11 @@ def sweep(args, dtypes: list) -> tuple:
                             warmup=args.warmup, runs=args.runs,
                             deploy=not args.no_deploy, compile=compiled,
                             threads=args.threads)
+                        # only what another checkout (--against) knows
                         if backend != 'pytorch':
                             cfg['backend'] = backend
+                        if args.profile:
+                            cfg['profile'] = True
                         result = run_child(cfg, args.timeout, root)
                         result = {**result,
                                   **dict(model=name, mode=mode, dtype=dtype,
@@ -425,6 +458,8 @@ def main(argv=None):
     add_roofline(results, counts, peaks)
     print(roofline_header(counts, peaks))
     print(format_table(results))
+    if args.profile:
+        print(format_time_shares(results))
     with open(osp.join(args.out_dir, 'results.json'), 'w') as f:
         json.dump(results, f, indent=1)
     from mmvheat.analysis.benchmark import machine_meta

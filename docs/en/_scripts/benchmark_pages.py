@@ -36,6 +36,57 @@ NOT_RECORDED = 'not recorded'
 # the notes written when the result was committed.
 PAGES = [
     dict(
+        name='roofline',
+        title='Against the machine\'s limit: vHeat-T, Swin-T, ConvNeXt-T',
+        legend=False,
+        intro=(
+            'vHeat-T, Swin-T and ConvNeXt-T do about the same multiply-adds '
+            'and are all bound by matrix products on a CPU, so the yardstick '
+            'is the machine\'s limit: every result below measured the GEMM '
+            'peak (the best large square `torch.mm`) of each dtype in the '
+            'same run, and each row gives its achieved GFLOP/s (2 x '
+            'multiply-adds x img/s, three times that for a training step; '
+            'the multiply-adds come from the FLOPs tool, the same count for '
+            'every implementation of an architecture) and that as a '
+            'fraction of the peak. bf16 rows run under autocast on a CPU '
+            'with native bf16 (`avx512_bf16`). Inference rows of vHeat are '
+            'deployed (`switch_to_deploy()`); training rows are a forward, '
+            'cross-entropy, backward and AdamW step, with the defaults '
+            '(no activation checkpointing). `@against` rows run the code '
+            'before this change (commit 220c9a6) in the same sweep, '
+            'whose training used selective checkpointing by default; '
+            '`+nocp` names that setting explicitly on both. `+compile` '
+            'rows run under `torch.compile` (inference with inductor\'s '
+            '`freezing`), compiled afresh for the row\'s shape.'),
+        results=[
+            dict(path='roofline/infer_eager', plot='roofline',
+                 title='Inference, eager, fp32 and bf16, 224 and 1024',
+                 command='git worktree add /tmp/prev 220c9a6\n'
+                         'python tools/analysis_tools/benchmark.py '
+                         '--models vheat-t swin-t convnext-t --against '
+                         '/tmp/prev \\\n    --modes infer --dtypes fp32 bf16 '
+                         '--sizes 224 1024 --threads 2'),
+            dict(path='roofline/train_eager', plot='roofline',
+                 title='Training step, eager, fp32 and bf16, 224 batch 8',
+                 command='git worktree add /tmp/prev 220c9a6\n'
+                         'python tools/analysis_tools/benchmark.py '
+                         '--models vheat-t vheat-t+nocp swin-t convnext-t '
+                         '\\\n    --against /tmp/prev --modes train --dtypes '
+                         'fp32 bf16 --sizes 224 --batch-sizes 8 --threads 2'),
+            dict(path='roofline/infer_compiled', plot='roofline',
+                 title='Inference under torch.compile (freezing), 224',
+                 command='python tools/analysis_tools/benchmark.py '
+                         '--models vheat-t swin-t convnext-t --compile on '
+                         '\\\n    --modes infer --dtypes fp32 bf16 '
+                         '--sizes 224 --threads 2'),
+            dict(path='roofline/train_compiled', plot='roofline',
+                 title='Training step under torch.compile, 224 batch 8',
+                 command='python tools/analysis_tools/benchmark.py '
+                         '--models vheat-t --compile on --modes train '
+                         '\\\n    --dtypes fp32 bf16 --sizes 224 '
+                         '--batch-sizes 8 --threads 2'),
+        ]),
+    dict(
         name='plain',
         title='The plain model against the previous implementation',
         intro=(

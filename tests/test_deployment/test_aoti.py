@@ -1,0 +1,73 @@
+"""tools/deployment/pytorch2aoti.py: ``torch.export`` + AOTInductor
+packages, their equality with the PyTorch model, and the tool's errors."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from conftest import REPO_ROOT, rel_err
+from mmvheat.deployment import (
+    build_deploy_model,
+    export_aoti,
+    export_graph,
+    load_aoti,
+    reference_outputs,
+)
+
+TOOL = os.path.join(REPO_ROOT, 'tools', 'deployment', 'pytorch2aoti.py')
+CLS_CONFIG = os.path.join(REPO_ROOT, 'configs', 'demo',
+                          'vheat-demo_4xb16_shapes-cls.py')
+DET_CONFIG = os.path.join(REPO_ROOT, 'configs', 'demo',
+                          'mask-rcnn_vheat-demo_fpn_4xb4_shapes-coco.py')
+
+
+def run_tool(*args):
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT)
+    return subprocess.run([sys.executable, TOOL, *args], capture_output=True,
+                          text=True, env=env, cwd=REPO_ROOT, timeout=1200)
+
+
+@pytest.mark.slow  # one AOTInductor compile
+def test_package_equals_pytorch(tmp_path):
+    """The demo classifier at a size off its FVE grid, batch 2: the package
+    computes the PyTorch model's logits."""
+    model = build_deploy_model(Config.fromfile(CLS_CONFIG))
+    size = (48, 56)
+    path = export_aoti(export_graph(model, size), str(tmp_path / 'c.pt2'),
+                       size, batch=2)
+    package = load_aoti(path)
+    images = torch.randn(2, 3, *size)
+    with torch.no_grad():
+        logits = package(images)[0]
+    ref = reference_outputs(model, 'classifier', images)[0]
+    assert logits.shape == (2, 4)
+    assert rel_err(logits, ref) < 1e-4
+
+
+@pytest.mark.slow  # one AOTInductor compile
+def test_cli_backbone_with_verify(tmp_path):
+    out = str(tmp_path / 'backbone.pt2')
+    res = run_tool(CLS_CONFIG, '--out', out, '--backbone-only', '--shape',
+                   '64', '64', '--normalize', '--verify')
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert 'wrote' in res.stdout and '(backbone, 1x3x64x64' in res.stdout
+    assert 'OK tolerance 0.0001' in res.stdout
+    assert os.path.getsize(out) > 0
+
+
+def test_cli_errors(tmp_path):
+    out = str(tmp_path / 'x.pt2')
+    res = run_tool(DET_CONFIG, '--out', out)
+    assert res.returncode == 1
+    assert 'pytorch2aoti: error: pytorch2aoti compiles classifiers, ' \
+        'UperNet and backbones; for the whole Mask R-CNN use ' \
+        'pytorch2onnx.py' in res.stderr
+    res = run_tool('nowhere.py', '--out', out)
+    assert res.returncode == 1
+    assert 'config file not found: nowhere.py' in res.stderr
+    res = run_tool(CLS_CONFIG, '--out', out, '--batch', '0')
+    assert 'pytorch2aoti: error: --batch must be >= 1, got 0' in res.stderr
+    assert not os.path.exists(out)
