@@ -12,8 +12,8 @@ Backends: ``pytorch`` (eager or compiled), ``onnxruntime`` (the model
 exported with dynamic shapes, tables computed in the graph) and
 ``onnxruntime-fixed`` (exported at the configuration's size with the decay
 tables baked in), vHeat inference in fp32 only; ``aoti`` (the deployed
-model exported at the configuration's size and compiled by AOTInductor with
-freezing, :mod:`mmvheat.deployment.aoti`), vHeat inference.
+model exported at the configuration's size and compiled by AOTInductor,
+:mod:`mmvheat.deployment.aoti`), vHeat inference.
 """
 import os
 import statistics
@@ -266,6 +266,25 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def compiled(model: nn.Module, freeze: bool = False):
+    """``torch.compile(model)``; with ``freeze``, every call runs under
+    ``torch._inductor.config.patch(freezing=True)`` (weights folded into
+    the graph and prepacked for the CPU's matrix products, for inference
+    without autograd). Inductor reads ``freezing`` from its config when the
+    graph compiles; ``torch.compile(options=dict(freezing=True))`` does not
+    turn it on (PyTorch 2.14: the linear layers stay ``addmm`` with a bias
+    copy instead of packed MKL products)."""
+    fn = torch.compile(model)
+    if not freeze:
+        return fn
+
+    def frozen(*args):
+        with torch._inductor.config.patch(freezing=True):
+            return fn(*args)
+
+    return frozen
+
+
 def run_config(spec: str, mode: str, dtype: str, resolution: int,
                batch: int, device: str = 'cpu', warmup: int = 2,
                runs: int = 5, deploy: bool = True,
@@ -315,10 +334,7 @@ def run_config(spec: str, mode: str, dtype: str, resolution: int,
     x = torch.randn(batch, 3, resolution, resolution, device=dev)
     target = torch.randint(0, 1000, (batch, ), device=dev)
     optim = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    if compile:  # inference: weights folded into the graph (freezing)
-        fn = torch.compile(model, options=dict(freezing=mode == 'infer'))
-    else:
-        fn = model
+    fn = compiled(model, freeze=mode == 'infer') if compile else model
     if backend == 'aoti':
         fn = aoti_model(model, spec, mode, dtype, x, device)
     elif backend != 'pytorch':

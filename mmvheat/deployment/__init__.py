@@ -6,7 +6,7 @@ Not imported by the core (``mmvheat``, ``mmvheat.models``); ``onnx``,
 ``onnxscript`` and ``onnxruntime`` (``requirements/deploy.txt``) are
 imported only by the functions that need them.
 """
-from .aoti import INDUCTOR_CONFIGS, export_aoti, load_aoti
+from .aoti import export_aoti, load_aoti
 from .detection import (
     SUPPORTED,
     MaskRCNNGraph,
@@ -50,8 +50,8 @@ from .runtime import (
 )
 
 __all__ = [
-    'INDUCTOR_CONFIGS', 'export_aoti', 'load_aoti', 'MIN_INPUT_SIZE',
-    'MIN_OPSET', 'SUPPORTED', 'TASKS', 'DeployError',
+    'export_aoti', 'load_aoti', 'MIN_INPUT_SIZE', 'MIN_OPSET', 'SUPPORTED',
+    'TASKS', 'DeployError',
     'MaskRCNNGraph', 'MatmulAdaptiveAvgPool2d', 'Normalize', 'OnnxBackbone',
     'OnnxClassifier', 'OnnxDetector', 'OnnxModel', 'OnnxSegmentor',
     'build_deploy_model', 'check_file_fits_config', 'check_mask_rcnn',

@@ -2,21 +2,17 @@
 
 The graph of :func:`~.models.export_graph` (a fixed input size, the decay
 tables as constants) is exported with :func:`torch.export.export` and
-compiled by AOTInductor into one ``.pt2`` package, with inductor's
-``freezing`` (weights folded into the graph and prepacked for the CPU's
-matrix products). The package runs without the model's Python code:
-``torch._inductor.aoti_load_package(path)(images)``.
+compiled by AOTInductor into one ``.pt2`` package, the weights stored in it
+as constants. The package runs without the model's Python code:
+``torch._inductor.aoti_load_package(path)(images)`` (a tensor for a
+one-output graph; :func:`load_aoti` always gives a list).
 """
-from typing import Callable, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
 
-__all__ = ['INDUCTOR_CONFIGS', 'export_aoti', 'load_aoti']
-
-# Weights folded into the graph and prepacked (what torch.compile's
-# freezing does for an in-process model).
-INDUCTOR_CONFIGS = dict(freezing=True)
+__all__ = ['export_aoti', 'load_aoti']
 
 
 def export_aoti(graph: nn.Module,
@@ -34,7 +30,7 @@ def export_aoti(graph: nn.Module,
         size (Sequence[int]): Input (H, W).
         batch (int): Input batch. Defaults to 1.
         inductor_configs (dict, optional): Inductor settings. Defaults to
-            None (:data:`INDUCTOR_CONFIGS`).
+            None (inductor's defaults).
 
     Returns:
         str: ``path``.
@@ -42,13 +38,18 @@ def export_aoti(graph: nn.Module,
     example = torch.randn(batch, 3, *size)
     with torch.no_grad():
         program = torch.export.export(graph.eval(), (example, ))
-    configs = INDUCTOR_CONFIGS if inductor_configs is None else \
-        inductor_configs
     return torch._inductor.aoti_compile_and_package(
-        program, package_path=path, inductor_configs=configs)
+        program, package_path=path, inductor_configs=inductor_configs)
 
 
-def load_aoti(path: str) -> Callable:
-    """The compiled package at ``path`` as a callable on image tensors
-    (it returns what the exported graph returned, as a list)."""
-    return torch._inductor.aoti_load_package(path)
+def load_aoti(path: str) -> Callable[[torch.Tensor], List[torch.Tensor]]:
+    """The compiled package at ``path`` as a callable on image tensors that
+    returns the exported graph's outputs as a list (a package of a
+    one-tensor graph returns that tensor itself)."""
+    package = torch._inductor.aoti_load_package(path)
+
+    def run(images: torch.Tensor) -> List[torch.Tensor]:
+        out = package(images)
+        return [out] if isinstance(out, torch.Tensor) else list(out)
+
+    return run

@@ -55,7 +55,6 @@ import csv
 import json
 import os
 import os.path as osp
-import statistics
 import subprocess
 import sys
 
@@ -372,6 +371,8 @@ def sweep(args, dtypes: list) -> tuple:
                         result = {**result,
                                   **dict(model=name, mode=mode, dtype=dtype,
                                          resolution=res, batch=batch)}
+                        if dtype in peaks:  # this sweep's limit
+                            result['gemm_peak_gflops'] = peaks[dtype]
                         results.append(result)
                         status = result.get('error') or (
                             f"{result['img_per_s']:.2f} img/s")
@@ -396,22 +397,25 @@ def flop_counts(args) -> dict:
     return counts
 
 
-def add_roofline(results: list, counts: dict, peaks: dict) -> None:
+def add_roofline(results: list, counts: dict) -> None:
     """``gflops`` and ``peak_frac`` of every row (see the module
-    docstring)."""
+    docstring), the fraction of the GEMM peak measured in the row's own
+    sweep (the machine's limit drifts between sweeps)."""
     from mmvheat.analysis.benchmark import achieved
     for r in results:
         spec = r['model'].split('@')[0].replace('+compile', '')
         if 'error' in r or (spec, r['resolution']) not in counts:
             continue
         r.update(achieved(r, counts[(spec, r['resolution'])],
-                          peaks.get(r['dtype'])))
+                          r.get('gemm_peak_gflops')))
 
 
 def roofline_header(counts: dict, peaks: dict) -> str:
     """The peaks and FLOP counts the table's GFLOP/s columns use."""
-    lines = ['GEMM peak (best large square torch.mm, same run): '
-             + ', '.join(f'{d} {g:.0f} GFLOP/s' for d, g in peaks.items())]
+    lines = ['GEMM peak (best large square torch.mm, measured in each '
+             'sweep): ' + ', '.join(
+                 f'{d} ' + ' / '.join(f'{g:.0f}' for g in found)
+                 + ' GFLOP/s' for d, found in peaks.items())]
     seen = {}
     for (spec, res), macs in counts.items():
         seen.setdefault((spec.split(':')[0].split('+')[0], res), macs)
@@ -420,7 +424,8 @@ def roofline_header(counts: dict, peaks: dict) -> str:
                      f'{name}@{res} {macs / 1e9:.2f} G'
                      for (name, res), macs in seen.items()))
     lines.append('GFLOP/s = 2 x multiply-adds x img/s (x3 for a training '
-                 'step); % peak = GFLOP/s over the peak of the row\'s dtype')
+                 'step); % peak = GFLOP/s over the peak of the row\'s dtype '
+                 'in the row\'s sweep')
     return '\n'.join(lines)
 
 
@@ -447,15 +452,15 @@ def main(argv=None):
     dtypes = run_dtypes(args)
     counts = flop_counts(args)
     sweeps = [sweep(args, dtypes) for _ in range(max(1, args.repeat))]
-    peaks = {}  # per dtype, the median over the sweeps
+    peaks = {}  # per dtype, every sweep's
     for dtype in dtypes:
         found = [p[dtype] for p, _ in sweeps if dtype in p]
         if found:
-            peaks[dtype] = statistics.median(found)
+            peaks[dtype] = found
     results = [merge_repeats(list(runs))
                for runs in zip(*(r for _, r in sweeps))]
     add_ratios(results)
-    add_roofline(results, counts, peaks)
+    add_roofline(results, counts)
     print(roofline_header(counts, peaks))
     print(format_table(results))
     if args.profile:

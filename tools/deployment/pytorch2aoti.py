@@ -8,14 +8,14 @@ the fastest CPU inference path, with PyTorch's own means.
 The model of an mmpretrain classifier or mmseg UperNet config (or, with
 ``--backbone-only``, its vHeat backbone) is deployed at ``--shape`` (the
 decay tables become constants), exported with ``torch.export`` and compiled
-by AOTInductor with inductor's ``freezing`` (weights folded and prepacked).
+by AOTInductor (the weights become constants of the package).
 The package takes exactly ``--batch`` x 3 x H x W images, normalised as the
 config's data preprocessor does unless ``--normalize`` puts mean/std (and
 BGR -> RGB) inside it. Load and run it with::
 
     import torch
     model = torch._inductor.aoti_load_package('vheat-t.pt2')
-    logits = model(images)[0]
+    logits = model(images)
 
 ``--verify`` compares the package with the PyTorch model on random images,
 prints the max relative error and exits 1 above 1e-4. Mask R-CNN: export

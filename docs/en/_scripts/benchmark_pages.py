@@ -596,9 +596,21 @@ def peak_line(meta):
         spec, _, res = key.rpartition('@')
         name = spec.split(':')[0].split('+')[0]
         counts.setdefault(f'{name} at {res}', value)
-    return ('GEMM peak measured in the same run (best large square '
-            '`torch.mm`): ' + ', '.join(f'{d} {g:.0f} GFLOP/s'
-                                        for d, g in peaks.items())
+    per_sweep = all(isinstance(g, list) for g in peaks.values())
+    if per_sweep:
+        how = ('in each sweep (best large square `torch.mm`; each row\'s % '
+               'is against its own sweep\'s peak)')
+    else:  # files written before the peak was kept per sweep
+        how = ('as the median over the sweeps (best large square '
+               '`torch.mm`; every row\'s % is against it)')
+
+    def rates(found):
+        found = found if isinstance(found, list) else [found]
+        return ' / '.join(f'{g:.0f}' for g in found)
+
+    return (f'GEMM peak measured in the same run, {how}: '
+            + ', '.join(f'{d} {rates(g)} GFLOP/s'
+                        for d, g in peaks.items())
             + '. Multiply-adds per image (FLOPs tool, one count per '
             'architecture): ' + ', '.join(f'{k} {v / 1e9:.2f} G'
                                           for k, v in counts.items())
