@@ -11,6 +11,7 @@ import torch
 from conftest import REPO_ROOT
 from mmvheat.analysis.benchmark import (
     achieved,
+    compiled,
     gemm_peak,
     model_macs,
     native_dtypes,
@@ -108,6 +109,27 @@ def test_time_shares_by_kind():
     assert shares['products'] > 0.5 and shares['total_ms'] > 0
     assert sum(v for k, v in shares.items() if k != 'total_ms') == \
         pytest.approx(1.0)
+
+
+@pytest.mark.slow  # one inductor compile
+def test_frozen_compile_packs_linear_layers():
+    """``compiled(freeze=True)`` really freezes (the linear layer runs as a
+    packed MKL product, not ``addmm``), equals eager, and leaves inductor's
+    global config as it was."""
+    from torch.profiler import profile
+    model = torch.nn.Sequential(torch.nn.LayerNorm(32),
+                                torch.nn.Linear(32, 64)).eval()
+    fn = compiled(model, freeze=True)
+    x = torch.randn(2, 5, 7, 32)
+    with torch.no_grad():
+        out = fn(x)
+        with profile() as prof:
+            fn(x)
+        assert (out - model(x)).abs().max() < 1e-5
+    names = {e.key for e in prof.key_averages()}
+    if torch._C.has_mkl:
+        assert 'aten::addmm' not in names
+    assert not torch._inductor.config.freezing
 
 
 def test_run_config_rejects_bad_mode():

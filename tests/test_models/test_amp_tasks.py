@@ -44,15 +44,17 @@ def recipe(model, loss_fn, dtype=None) -> torch.Tensor:
 def build(config: str, scope: str):
     import importlib
 
-    from mmengine.registry import init_default_scope
+    from mmengine.registry import DefaultScope
     cfg = Config.fromfile(osp.join(DEMO, config))
     cfg.model.backbone.selective_cp = True
     if cfg.get('data_preprocessor'):  # the runner's rule
         cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
-    init_default_scope(scope)
     registry = importlib.import_module(f'{scope}.registry').MODELS
     torch.manual_seed(0)
-    return registry.build(cfg.model).train()
+    # the library's scope while building only: no default scope leaks into
+    # the other tests of the process
+    with DefaultScope.overwrite_default_scope(scope):
+        return registry.build(cfg.model).train()
 
 
 def cosine(a, b) -> float:

@@ -68,11 +68,46 @@ PAGES = [
                          '--sizes 224 1024 --threads 2'),
             dict(path='roofline/train_eager', plot='roofline',
                  title='Training step, eager, fp32 and bf16, 224 batch 8',
+                 note='Two sweeps. The `vheat-t+nocp@against` rows failed '
+                      'because that commit spells the spec '
+                      '`vheat-t:split+nocp` (its non-checkpointed training '
+                      'path is the same code as `vheat-t+nocp` here). '
+                      '`vheat-t@against` in bf16 is the crash this change '
+                      'fixes (selective checkpointing, backward outside '
+                      'autocast). `vheat-t` and `vheat-t+nocp` run the same '
+                      'code: their spread shows the machine\'s noise.',
                  command='git worktree add /tmp/prev 220c9a6\n'
                          'python tools/analysis_tools/benchmark.py '
                          '--models vheat-t vheat-t+nocp swin-t convnext-t '
                          '\\\n    --against /tmp/prev --modes train --dtypes '
                          'fp32 bf16 --sizes 224 --batch-sizes 8 --threads 2'),
+            dict(path='roofline/train_memory',
+                 title='Training step with and without selective '
+                       'checkpointing, 224 and 512',
+                 note='`+sac` turns selective activation checkpointing '
+                      'on; the default is off. *step memory* is the growth '
+                      'of the process\'s resident set over the steps.',
+                 command='python tools/analysis_tools/benchmark.py '
+                         '--models vheat-t vheat-t+sac --modes train '
+                         '\\\n    --dtypes fp32 bf16 --sizes 224 512 '
+                         '--threads 2'),
+            dict(path='roofline/profile',
+                 title='Where the time goes, eager, 224 batch 8',
+                 command='python tools/analysis_tools/benchmark.py '
+                         '--models vheat-t --modes infer train \\\n'
+                         '    --dtypes fp32 bf16 --sizes 224 '
+                         '--batch-sizes 8 --profile --threads 2'),
+            dict(path='roofline/deploy', plot='roofline',
+                 title='Deployed inference paths, fp32, 224 batch 8',
+                 note='Eager PyTorch; `torch.compile` with freezing; the '
+                      'fixed-size ONNX file in ONNX Runtime (`@ort-fixed`); '
+                      'the AOTInductor package of '
+                      '`tools/deployment/pytorch2aoti.py` (`@aoti`). Same '
+                      'weights, one sweep.',
+                 command='python tools/analysis_tools/benchmark.py '
+                         '--models vheat-t --compile both \\\n'
+                         '    --backend pytorch onnxruntime-fixed aoti '
+                         '--modes infer --sizes 224 --profile --threads 2'),
             dict(path='roofline/infer_compiled', plot='roofline',
                  title='Inference under torch.compile (freezing), 224',
                  command='python tools/analysis_tools/benchmark.py '
@@ -82,7 +117,7 @@ PAGES = [
             dict(path='roofline/train_compiled', plot='roofline',
                  title='Training step under torch.compile, 224 batch 8',
                  command='python tools/analysis_tools/benchmark.py '
-                         '--models vheat-t --compile on --modes train '
+                         '--models vheat-t swin-t --compile on --modes train '
                          '\\\n    --dtypes fp32 bf16 --sizes 224 '
                          '--batch-sizes 8 --threads 2'),
         ]),
@@ -556,6 +591,27 @@ def rows_plot(rows, title, path):
     save_figure(fig, path)
 
 
+def time_shares_table(rows):
+    """Where each profiled row's time went (``benchmark.py --profile``),
+    or '' when no row was profiled."""
+    rows = [r for r in rows if r.get('time_shares')]
+    if not rows:
+        return ''
+    kinds = []
+    for r in rows:
+        kinds += [k for k in r['time_shares']
+                  if k != 'total_ms' and k not in kinds]
+    header = ['model', 'mode', 'dtype', 'profiled ms'] + kinds
+    body = [[f'`{r["model"]}`', r['mode'], r['dtype'],
+             fmt(r['time_shares']['total_ms'])]
+            + [f'{r["time_shares"].get(k, 0) * 100:.0f}%' for k in kinds]
+            for r in rows]
+    return ('Where the time goes: the self time of the ops of one profiled '
+            'step (`torch.profiler`), by kind of work. Work done outside '
+            'PyTorch\'s ops (ONNX Runtime, most of an AOTInductor package) '
+            'is not seen by the profiler.\n\n' + md_table(header, body))
+
+
 def roofline_plot(rows, title, path):
     """Bars: each row's achieved GFLOP/s as a fraction of the GEMM peak
     of its dtype, grouped by configuration."""
@@ -737,6 +793,8 @@ def result_section(spec, results_dir, out_dir):
         if peak_line(meta):
             lines += [peak_line(meta), '']
         lines += [rows_table(data), '']
+        if time_shares_table(data):
+            lines += [time_shares_table(data), '']
         if spec.get('plot') == 'roofline':
             roofline_plot(data, spec['title'], osp.join(out_dir, png))
             caption = ('Achieved GFLOP/s as a fraction of the GEMM peak of '
