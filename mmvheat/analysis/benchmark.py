@@ -295,7 +295,8 @@ def run_config(spec: str, mode: str, dtype: str, resolution: int,
     Args:
         spec (str): Model spec (see the module docstring).
         mode (str): 'infer' (forward under ``inference_mode``) or 'train'
-            (forward, cross-entropy, backward, AdamW step).
+            (forward, cross-entropy, backward, AdamW step; fp16 with a
+            ``torch.amp.GradScaler``).
         dtype (str): 'fp32', or 'fp16'/'bf16' autocast.
         resolution (int): Square input side.
         batch (int): Images per step.
@@ -341,6 +342,10 @@ def run_config(spec: str, mode: str, dtype: str, resolution: int,
         fn = onnxruntime_model(model, spec, mode, dtype, x,
                                backend == 'onnxruntime-fixed', device)
 
+    # fp16 training scales the loss (the AMP recipe: backward and step
+    # outside autocast); fp32 and bf16 need no scale
+    scaler = torch.amp.GradScaler(dev.type, enabled=dtype == 'fp16')
+
     def step():
         with torch.autocast(dev.type, dtype=DTYPES[dtype],
                             enabled=dtype != 'fp32'):
@@ -349,8 +354,9 @@ def run_config(spec: str, mode: str, dtype: str, resolution: int,
                     return fn(x)
             loss = F.cross_entropy(fn(x), target)
         optim.zero_grad(set_to_none=True)
-        loss.backward()
-        optim.step()
+        scaler.scale(loss).backward()
+        scaler.step(optim)
+        scaler.update()
 
     if mode == 'train':  # AdamW's state belongs to the baseline
         for p in model.parameters():

@@ -11,9 +11,11 @@ from mmvheat.models import VHeat
 from mmvheat.utils.runner import COMPILE_OPTIONS
 
 
-def outputs_and_grads(model, x):
+def outputs_and_grads(fn, model, x):
+    """Outputs of ``fn(x)`` and the gradients of ``model``'s parameters
+    (``fn`` is ``model`` or its compiled form, which shares them)."""
     model.zero_grad(set_to_none=True)
-    outs = model(x)
+    outs = fn(x)
     sum((o * torch.linspace(-1, 1, o.numel()).view_as(o)).sum()
         for o in outs).backward()
     return outs, {n: p.grad for n, p in model.named_parameters()}
@@ -29,8 +31,8 @@ def test_compiled_training_follows_input_sizes():
     compiled = torch.compile(model, dynamic=True, options=COMPILE_OPTIONS)
     for size in [(64, 48), (96, 80)]:  # not square: one graph for both
         x = torch.randn(2, 3, *size)
-        outs, grads = outputs_and_grads(compiled, x)
-        ref_outs, ref_grads = outputs_and_grads(eager, x)
+        outs, grads = outputs_and_grads(compiled, model, x)
+        ref_outs, ref_grads = outputs_and_grads(eager, eager, x)
         for a, b in zip(outs, ref_outs):
             assert a.shape == b.shape and rel_err(a, b) < 1e-4
         for name, grad in ref_grads.items():
