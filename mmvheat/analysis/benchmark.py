@@ -11,9 +11,9 @@ off, the default),
 Backends: ``pytorch`` (eager or compiled), ``onnxruntime`` (the model
 exported with dynamic shapes, tables computed in the graph) and
 ``onnxruntime-fixed`` (exported at the configuration's size with the decay
-tables baked in), vHeat inference in fp32 only; ``aoti`` (the deployed
-model exported at the configuration's size and compiled by AOTInductor,
-:mod:`mmvheat.deployment.aoti`), vHeat inference.
+tables baked in) and ``aoti`` (the deployed model exported at the
+configuration's size and compiled by AOTInductor,
+:mod:`mmvheat.deployment.aoti`), vHeat inference in fp32 only.
 """
 import os
 import statistics
@@ -397,15 +397,14 @@ def aoti_model(model: nn.Module, spec: str, mode: str, dtype: str,
     """``model`` (a :class:`Classifier` around a deployed VHeat) exported
     at ``x``'s shape and compiled into an AOTInductor package
     (:func:`mmvheat.deployment.export_aoti`); returns a callable on
-    tensors. Autocast rows are exported under autocast."""
+    tensors."""
     from mmvheat.deployment import export_aoti, load_aoti
-    if not spec.startswith('vheat') or mode != 'infer' or device != 'cpu':
-        raise ValueError('aoti rows: vheat models, infer, cpu')
+    if not spec.startswith('vheat') or mode != 'infer' or dtype != 'fp32' \
+            or device != 'cpu':
+        raise ValueError('aoti rows: vheat models, infer, fp32, cpu')
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, 'model.pt2')
-        with torch.autocast('cpu', dtype=DTYPES[dtype] or torch.bfloat16,
-                            enabled=dtype != 'fp32'):
-            export_aoti(model.eval(), path, tuple(x.shape[2:]), len(x))
+        export_aoti(model.eval(), path, tuple(x.shape[2:]), len(x))
         package = load_aoti(path)
     return lambda images: package(images)[0]
 

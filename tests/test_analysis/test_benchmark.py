@@ -135,6 +135,9 @@ def test_frozen_compile_packs_linear_layers():
 def test_run_config_rejects_bad_mode():
     with pytest.raises(ValueError, match="mode must be 'infer' or 'train'"):
         run_config('vheat-t', 'eval', 'fp32', 64, 1)
+    with pytest.raises(ValueError,
+                       match='aoti rows: vheat models, infer, fp32, cpu'):
+        run_config('vheat-t', 'infer', 'bf16', 64, 1, backend='aoti')
 
 
 def test_repeats_take_the_median_sweep():

@@ -108,8 +108,9 @@ def parse_args(argv=None):
     parser.add_argument('--backend', nargs='+', default=['pytorch'],
                         choices=['pytorch', 'onnxruntime',
                                  'onnxruntime-fixed', 'aoti'],
-                        help='pytorch rows, and/or ONNX Runtime rows of '
-                        'the vHeat specs (exported; inference fp32)')
+                        help='pytorch rows, and/or ONNX Runtime or '
+                        'AOTInductor rows of the vHeat specs (exported; '
+                        'inference fp32)')
     parser.add_argument('--threads', type=int, default=None,
                         help='torch CPU threads (default: torch decides)')
     parser.add_argument('--out-dir', default='work_dirs/benchmark',

@@ -243,7 +243,8 @@ class HeatBlock(nn.Module):
             Defaults to 'split'.
         selective_cp (bool): In training mode, run each branch under
             selective activation checkpointing (:func:`run_selective`):
-            less memory for a little recomputation. Defaults to False.
+            less activation memory for a slower step (a memory saver, as
+            ``VHeat(selective_cp=True)``). Defaults to False.
     """
 
     def __init__(self,
