@@ -4,15 +4,21 @@
 #   pip install -r requirements/docs.txt
 #   sphinx-build -W -b html docs/en docs/en/_build/html
 #
-# The build needs no network: no intersphinx, a theme installed from PyPI.
+# The build needs no network (no intersphinx, a theme installed from PyPI)
+# and nothing beyond requirements/docs.txt: the libraries mmvheat imports are
+# mocked for autodoc (autodoc_mock_imports below).
 # Before reading the sources it regenerates the benchmark pages from the
 # committed results under docs/benchmark/ (see _scripts/benchmark_pages.py),
 # so those pages never drift from the data.
+import inspect
 import os
 import os.path as osp
 import re
 import runpy
 import sys
+
+from sphinx.ext.autodoc.mock import _MockObject, ismock
+from sphinx.util import inspect as sphinx_inspect
 
 HERE = osp.dirname(osp.abspath(__file__))
 ROOT = osp.dirname(osp.dirname(HERE))
@@ -56,6 +62,16 @@ autodoc_default_options = {
 }
 # Names in docstrings that autodoc cannot resolve are a nit, not an error.
 nitpicky = False
+# The API pages document mmvheat's own code, which imports torch, mmengine,
+# timm and the deployment and task libraries. Those are mocked (always, so
+# every environment renders the same pages): the build needs only
+# requirements/docs.txt, and signatures and docstrings come from mmvheat's
+# source as they are.
+autodoc_mock_imports = [
+    'torch', 'torchvision', 'mmengine', 'mmcv', 'mmdet', 'mmseg',
+    'mmpretrain', 'timm', 'onnx', 'onnxruntime', 'onnxscript', 'cv2',
+    'numpy', 'PIL',
+]
 
 html_theme = 'furo'
 html_title = f'mmvheat {version}'
@@ -63,6 +79,48 @@ html_static_path = []
 html_theme_options = {
     'navigation_with_keys': True,
 }
+
+
+# Two limits of autodoc's mocks, handled here so that the API pages read as
+# they do with the real libraries installed:
+# - a mocked decorator (``@MODELS.register_module()``, ``@torch.no_grad()``,
+#   ``@torch.jit.ignore``, timm's ``@register_model``) would replace the
+#   class or function it decorates with a mock, hiding its methods and its
+#   source link: mocks called with one class or function hand it back;
+# - a class deriving from a mocked base (``nn.Module``, ``BaseModule``)
+#   inherits the mock's ``__new__(*args, **kwargs)``, which autodoc would
+#   show as the class's signature: the class's own ``__init__`` is shown.
+_mock_call = _MockObject.__call__
+
+
+def _mock_call_as_decorator(self, *args, **kwargs):
+    if (len(args) == 1 and not kwargs and not ismock(args[0])
+            and (inspect.isfunction(args[0]) or inspect.isclass(args[0]))):
+        return args[0]
+    return _mock_call(self, *args, **kwargs)
+
+
+_MockObject.__call__ = _mock_call_as_decorator
+
+
+def _signature_over_mocked_base(app, what, name, obj, options, signature,
+                                return_annotation):
+    if what != 'class' or not inspect.isclass(obj) or not issubclass(
+            obj, _MockObject):
+        return None
+    sig = inspect.Signature()
+    for cls in obj.__mro__:
+        if cls is _MockObject:
+            break
+        if '__init__' in vars(cls):
+            sig = inspect.signature(cls.__init__)
+            sig = sig.replace(parameters=list(sig.parameters.values())[1:])
+            break
+    # autodoc.typehints, which runs next, reads the types from it too.
+    obj.__signature__ = sig
+    return sphinx_inspect.stringify_signature(
+        sig, show_annotation=False,
+        show_return_annotation=False), return_annotation
 
 
 def _generate_benchmark_pages(app, config):
@@ -116,4 +174,7 @@ def setup(app):
     # Headless plots: no display is needed to draw them.
     os.environ.setdefault('MPLBACKEND', 'Agg')
     app.connect('config-inited', _generate_benchmark_pages)
+    # before autodoc.typehints records the types of the signature
+    app.connect('autodoc-process-signature', _signature_over_mocked_base,
+                priority=100)
     app.connect('autodoc-process-docstring', _escape_docstring)
