@@ -2,8 +2,9 @@
 
 The fixtures build files in the authors' formats: an official classification
 file (``model``, ``model_ema``, optimizer, scaler, and the trainer's yacs
-``CfgNode`` under ``config``: ``conftest.save_official_checkpoint``), an
-mmdet-style and a bare file.
+``CfgNode`` under ``config``:
+``helpers.checkpoints.save_official_checkpoint``), an mmdet-style and a bare
+file.
 """
 import subprocess
 import sys
@@ -12,7 +13,8 @@ from collections import OrderedDict
 import pytest
 import torch
 
-from conftest import rel_err, save_official_checkpoint
+from helpers.checkpoints import save_official_checkpoint
+from helpers.numerics import rel_err
 from mmvheat.analysis.reference_vheat import ReferenceVHeat
 from mmvheat.checkpoint import (
     CheckpointError,
@@ -83,7 +85,7 @@ def test_converted_classifier_matches_hand_mapping(official_file, tmp_path,
     assert report['format'] == 'official'
     converted = torch.load(out, weights_only=True)  # slim: plain types only
     assert set(converted) == {'state_dict', 'meta'}
-    assert converted['meta']['weights'] == ('model_ema' if ema else 'model')
+    assert converted['meta']['weights'] == ('ema' if ema else 'model')
     clf = build_classifier()
     clf.load_state_dict(converted['state_dict'], strict=True)
     # by hand: the reference model with the official keys
@@ -215,7 +217,7 @@ def test_errors(official_file, tmp_path):
     with pytest.raises(CheckpointError, match='not a vHeat checkpoint'):
         load_backbone_weights(backbone(), str(tmp_path / 'odd.pth'))
     torch.save({'state_dict': {'a': torch.zeros(1)}}, tmp_path / 'noema.pth')
-    with pytest.raises(CheckpointError, match='use_ema'):
+    with pytest.raises(CheckpointError, match='holds no EMA weights'):
         load_backbone_weights(backbone(), str(tmp_path / 'noema.pth'),
                               use_ema=True)
 

@@ -13,7 +13,8 @@ import threading
 import pytest
 import torch
 
-from conftest import REPO_ROOT, save_official_checkpoint
+from helpers.checkpoints import save_official_checkpoint
+from helpers.paths import REPO_ROOT
 from mmvheat.analysis.reference_vheat import ReferenceVHeat
 from mmvheat.checkpoint import (
     CheckpointError,

@@ -4,7 +4,7 @@ the optional integrations (mmvheat.timm), and there are no import cycles
 import ast
 import os
 
-from conftest import REPO_ROOT
+from helpers.paths import REPO_ROOT
 
 PACKAGE = os.path.join(REPO_ROOT, 'mmvheat')
 MODEL_CODE = ('mmvheat.ops', 'mmvheat.models', 'mmvheat.checkpoint',

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO_ROOT
+from helpers.paths import REPO_ROOT
 
 
 def test_mmcv_compiled_ops_run_on_cpu():

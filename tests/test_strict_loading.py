@@ -12,7 +12,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from conftest import REPO_ROOT, SMALL
+from helpers.paths import REPO_ROOT
+from helpers.reference import SMALL
 from mmvheat.checkpoint import (
     CheckpointError,
     UnsafeCheckpointError,
@@ -92,7 +93,7 @@ def test_authors_layout_is_mapped_before_checking():
     """The authors' key layout (stem norms in a Sequential, 1x1-conv MLP,
     downsample inside the stage) fits after mapping."""
     model = Classifier(SMALL, num_classes=10)
-    from conftest import reference_for
+    from helpers.reference import reference_for
     ref = reference_for(model.backbone, num_classes=10)
     sd = OrderedDict()
     for k, v in ref.state_dict().items():

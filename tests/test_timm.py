@@ -14,7 +14,9 @@ import torch
 from mmengine.config import Config
 
 import mmvheat.timm  # noqa: F401 (registers the models)
-from conftest import REPO_ROOT, randomise, rel_err, save_official_checkpoint
+from helpers.checkpoints import save_official_checkpoint
+from helpers.numerics import randomise, rel_err
+from helpers.paths import REPO_ROOT
 from mmvheat.analysis.reference_vheat import ReferenceVHeat
 from mmvheat.checkpoint import CheckpointError
 from mmvheat.timm import VHeatTimm, vheat_model_names

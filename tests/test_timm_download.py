@@ -9,7 +9,7 @@ import timm
 import torch
 
 import mmvheat.timm  # noqa: F401
-from conftest import save_tiny_official
+from helpers.tiny_classifier import save_tiny_official
 from mmvheat.checkpoint import CheckpointError
 from mmvheat.download import DownloadError
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO_ROOT
+from helpers.paths import REPO_ROOT
 from mmvheat.analysis.benchmark import (
     achieved,
     compiled,

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO_ROOT
+from helpers.paths import REPO_ROOT
 from mmvheat.analysis.flops import (
     backbone_flops,
     flop_analyzer,

@@ -8,7 +8,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from conftest import REPO_ROOT, rel_err
+from helpers.numerics import rel_err
+from helpers.paths import REPO_ROOT
 from mmvheat.deployment import (
     build_deploy_model,
     export_aoti,

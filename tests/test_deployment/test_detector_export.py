@@ -8,7 +8,7 @@ import onnx
 import pytest
 import torch
 
-from conftest import demo_detector, det_data_samples, mask_iou
+from helpers.detection import demo_detector, det_data_samples, mask_iou
 from mmvheat.deployment import (
     DeployError,
     MaskRCNNGraph,
@@ -197,7 +197,8 @@ def test_cli_whole_detector_and_features_only(tmp_path):
     import subprocess
     import sys
 
-    from conftest import DEMO_DET_CONFIG, REPO_ROOT
+    from helpers.detection import DEMO_DET_CONFIG
+    from helpers.paths import REPO_ROOT
     tool = os.path.join(REPO_ROOT, 'tools', 'deployment', 'pytorch2onnx.py')
     env = dict(os.environ, PYTHONPATH=REPO_ROOT)
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from conftest import rel_err
+from helpers.numerics import rel_err
 from mmvheat.deployment import (
     DeployError,
     OnnxBackbone,

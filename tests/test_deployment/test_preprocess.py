@@ -10,7 +10,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from conftest import REPO_ROOT
+from helpers.paths import REPO_ROOT
 from mmvheat.deployment import (
     DeployError,
     OnnxClassifier,

@@ -9,7 +9,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from conftest import REPO_ROOT, demo_detector
+from helpers.detection import demo_detector
+from helpers.paths import REPO_ROOT
 from mmvheat.deployment import (
     DeployError,
     OnnxSegmentor,

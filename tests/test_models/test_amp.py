@@ -5,7 +5,7 @@ Gradients are compared with fp32 by direction (cosine)."""
 import pytest
 import torch
 
-from conftest import SMALL, SMALL_PRE
+from helpers.reference import SMALL, SMALL_PRE
 from mmvheat.models import VHeat
 
 # bf16 keeps 8 mantissa bits; the gradient as a whole still points the way

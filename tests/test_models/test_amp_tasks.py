@@ -12,7 +12,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from conftest import REPO_ROOT
+from helpers.paths import REPO_ROOT
 
 DEMO = osp.join(REPO_ROOT, 'configs', 'demo')
 MIN_COSINE = 0.8  # against fp32

@@ -6,7 +6,7 @@ import copy
 import pytest
 import torch
 
-from conftest import rel_err
+from helpers.numerics import rel_err
 from mmvheat.models import VHeat
 from mmvheat.utils.runner import COMPILE_OPTIONS
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from conftest import SMALL, randomise, rel_err
+from helpers.numerics import randomise, rel_err
+from helpers.reference import SMALL
 from mmvheat.models import VHeat
 
 LAYERS = (nn.Linear, nn.Conv2d, nn.LayerNorm)

@@ -2,13 +2,9 @@
 import pytest
 import torch
 
-from conftest import (
-    SMALL,
-    SMALL_PRE,
-    randomised_reference,
-    rel_err,
-    resolve_impl,
-)
+from helpers.impls import resolve_impl
+from helpers.numerics import rel_err
+from helpers.reference import SMALL, SMALL_PRE, randomised_reference
 from mmvheat.checkpoint import map_legacy_keys
 from mmvheat.models import VHeat
 from mmvheat.models.backbones.heat_conduction import HeatConductionOperator

@@ -3,13 +3,12 @@ deploy and input errors."""
 import pytest
 import torch
 
-from conftest import (
+from helpers.numerics import randomise, rel_err
+from helpers.reference import (
     SMALL,
     SMALL_PRE,
-    randomise,
     randomised_reference,
     reference_for,
-    rel_err,
 )
 from mmvheat.checkpoint import map_legacy_keys
 from mmvheat.models import VHeat

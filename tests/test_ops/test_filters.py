@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from conftest import rel_err, resolve_impl
+from helpers.impls import resolve_impl
+from helpers.numerics import rel_err
 from mmvheat.analysis.reference_vheat import conv1d_heat_filter
 from mmvheat.ops import DEFAULT_IMPL, HCO_IMPLS, heat_decay, heat_filter
 

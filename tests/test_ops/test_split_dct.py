@@ -5,7 +5,7 @@ import itertools
 import pytest
 import torch
 
-from conftest import rel_err
+from helpers.numerics import rel_err
 from mmvheat.ops import (
     dct_bases,
     dct_matrix,

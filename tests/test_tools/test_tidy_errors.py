@@ -2,8 +2,8 @@
 traceback only with --debug; strict loading in tools/test.py, load_from,
 --resume and mmpretrain's own test script.
 
-A tiny classifier config on generated data (conftest.write_tiny_cls_config)
-and small files in the authors' format (conftest.save_tiny_official).
+A tiny classifier config on generated data and small files in the
+authors' format (helpers.tiny_classifier).
 """
 import importlib
 import os
@@ -13,7 +13,8 @@ import sys
 
 import pytest
 
-from conftest import REPO_ROOT, save_tiny_official, write_tiny_cls_config
+from helpers.paths import REPO_ROOT
+from helpers.tiny_classifier import save_tiny_official, write_tiny_cls_config
 from mmvheat.analysis.demo_data import make_ade20k, make_imagenet
 
 WRONG_ARCH = dict(depths=[1, 1, 2, 1], dims=16)

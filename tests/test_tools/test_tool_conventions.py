@@ -8,7 +8,7 @@ import os.path as osp
 
 import pytest
 
-from conftest import REPO_ROOT
+from helpers.paths import REPO_ROOT
 
 # tool -> the positional arguments it takes, in order
 TOOLS = {

@@ -1,0 +1,5 @@
+"""Where the repository is."""
+import os
+
+REPO_ROOT = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
