@@ -25,12 +25,14 @@ configs do through ``custom_imports`` and our tools do directly. Importing
 """
 from typing import Any
 
+import torch
 from mmengine.logging import print_log
 
 from mmvheat.checkpoint import (
     extract_weights,
     official_classifier_keys,
     read_checkpoint,
+    strip_wrappers,
 )
 
 __all__ = ['install_torch_load_fix']
@@ -48,9 +50,12 @@ def _is_official_vheat(ckpt: Any) -> bool:
 
 
 def _with_state_dict(ckpt: Any, source: str) -> Any:
-    """Give the authors' classification files a ``state_dict`` in
-    mmpretrain's layout, so ``load_from``, ``tools/test.py`` and
-    mmpretrain's tools take them as they are."""
+    """Give every file a ``state_dict`` without wrapper prefixes, so
+    ``load_from``, ``tools/test.py`` and the libraries' hooks (mmpretrain's
+    ``EMAHook`` reads ``checkpoint['state_dict']``) take it as it is: the
+    authors' classification files get their ``model`` weights in
+    mmpretrain's layout, a bare state dict is put under ``state_dict``, and
+    ``module.``/``_orig_mod.`` prefixes are stripped."""
     if _is_official_vheat(ckpt):
         weights, _ = extract_weights(ckpt, source=source)
         ckpt['state_dict'] = official_classifier_keys(weights)
@@ -58,6 +63,11 @@ def _with_state_dict(ckpt: Any, source: str) -> Any:
                   "reading its 'model' weights as an ImageClassifier's "
                   '(classifier.0 -> backbone.outnorm3, classifier.3 -> '
                   'head.fc)', logger='current')
+    elif isinstance(ckpt, dict) and 'state_dict' not in ckpt and all(
+            isinstance(v, torch.Tensor) for v in ckpt.values()):
+        ckpt = dict(state_dict=strip_wrappers(ckpt))
+    elif isinstance(ckpt.get('state_dict'), dict):
+        ckpt['state_dict'] = strip_wrappers(ckpt['state_dict'])
     return ckpt
 
 

@@ -19,11 +19,11 @@ from mmvheat.analysis.reference_vheat import ReferenceVHeat
 from mmvheat.checkpoint import (
     CheckpointError,
     adapt_freq_embeds,
-    convert_checkpoint,
     load_backbone_weights,
     map_legacy_keys,
     safe_torch_load,
 )
+from mmvheat.convert import convert_checkpoint
 from mmvheat.models import VHeat
 
 ARCH = dict(depths=[1, 1, 2, 1], dims=8, post_norm=True, layer_scale=0.1)

@@ -18,9 +18,9 @@ from helpers.paths import REPO_ROOT
 from mmvheat.analysis.reference_vheat import ReferenceVHeat
 from mmvheat.checkpoint import (
     CheckpointError,
-    convert_checkpoint,
     read_checkpoint,
 )
+from mmvheat.convert import convert_checkpoint
 from mmvheat.download import (
     DownloadError,
     cache_dir,

@@ -18,10 +18,10 @@ from mmvheat.checkpoint import (
     CheckpointError,
     UnsafeCheckpointError,
     check_checkpoint_fits,
-    convert_checkpoint,
     load_backbone_weights,
     read_checkpoint,
 )
+from mmvheat.convert import convert_checkpoint
 from mmvheat.models import VHeat
 
 

@@ -14,15 +14,7 @@ import torch.nn as nn
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from mmvheat.checkpoint import (
-    CheckpointError,
-    adapt_freq_embeds,
-    classifier_state_dict,
-    describe_misfit,
-    extract_weights,
-    read_checkpoint,
-    state_dict_misfit,
-)
+from mmvheat.checkpoint import load_weights
 from .task_graph import DeployError, Normalize, _TaskGraph, preprocess_of
 
 __all__ = ['DeployError', 'TASKS', 'task_of', 'build_deploy_model',
@@ -99,32 +91,17 @@ def build_deploy_model(cfg: Config,
 
 
 def load_model_weights(model: nn.Module, checkpoint: str) -> None:
-    """Load a whole-model checkpoint, checked: every key of ``model`` must
-    be there with its shape (except the backbone's ``outnorm{i}`` an
-    official classification file has no weights for), and nothing else.
-    FVEs are zero-padded to the model's grid as the authors did.
+    """Load a whole-model checkpoint for inference, checked
+    (:func:`mmvheat.checkpoint.load_weights` under the test rule): every
+    key of ``model`` must be in the file with its shape, and nothing else
+    inside the backbone. Any format users have loads (see
+    :func:`mmvheat.checkpoint.select_weights`).
 
     Raises:
         CheckpointError: A missing, unreadable or mismatched file, naming the
             keys.
     """
-    weights, fmt = extract_weights(read_checkpoint(checkpoint),
-                                   source=checkpoint)
-    # official files get mmpretrain's keys; every layout the plain keys
-    weights = classifier_state_dict(weights)
-    backbone = model.backbone
-    adapt_freq_embeds(weights, {i: backbone.fve_grid(i)
-                                for i in range(backbone.num_stages)},
-                      prefix='backbone.')
-    misfit = state_dict_misfit(model.state_dict(), weights,
-                               lambda k: k.startswith('backbone.outnorm'))
-    if any(misfit):
-        raise CheckpointError(describe_misfit(
-            f'{checkpoint} ({fmt} format) does not fit this config\'s '
-            f'model ({type(model).__name__}):', *misfit, limit=10))
-    model.load_state_dict(weights, strict=False)
-    print_log(f'loaded {len(weights)} tensors from {checkpoint} ({fmt})',
-              logger='current')
+    load_weights(model, checkpoint, 'test')
 
 
 def export_graph(model: nn.Module,

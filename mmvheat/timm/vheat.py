@@ -3,9 +3,8 @@
 import logging
 import math
 import os.path as osp
-import re
 import urllib.parse
-from collections import OrderedDict
+from functools import partial
 from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import torch
@@ -19,17 +18,9 @@ from timm.models import (
     register_model,
     resolve_pretrained_cfg,
 )
+from timm.models._features import feature_take_indices
 
-from mmvheat.checkpoint import (
-    FVE_MODES,
-    CheckpointError,
-    adapt_freq_embeds,
-    classifier_state_dict,
-    describe_misfit,
-    extract_weights,
-    read_checkpoint,
-    state_dict_misfit,
-)
+from mmvheat.checkpoint import FVE_MODES, fit_weights, load_weights
 from mmvheat.download import DownloadError, download_checkpoint
 from mmvheat.models import VHeat
 
@@ -60,24 +51,19 @@ def vheat_model_names() -> List[str]:
 
 def _stage_indices(indices: Union[int, Sequence[int], None], num: int,
                    what: str = 'indices') -> List[int]:
-    """timm's index convention over ``num`` stages: None -> all, an int n
-    -> the last n, a sequence -> those stages (negative from the end)."""
-    expected = (f'expected stage indices in [-{num}, {num - 1}], or an int n '
-                f'in [1, {num}] for the last n stages')
-    if indices is None:
-        return list(range(num))
-    if isinstance(indices, int):
-        if not 1 <= indices <= num:
-            raise ValueError(f'{what}={indices!r}: {expected}')
-        return list(range(num - indices, num))
+    """timm's index convention (``feature_take_indices``) over ``num``
+    stages, sorted and unique; a bad value is a ValueError naming the
+    argument."""
     try:
-        values = [int(i) for i in indices]
-    except (TypeError, ValueError):
-        raise ValueError(f'{what}={indices!r}: {expected}') from None
-    bad = [i for i in values if not -num <= i < num]
-    if bad or not values:
-        raise ValueError(f'{what}={tuple(indices)!r}: {expected}')
-    return sorted({i % num for i in values})
+        take, _ = feature_take_indices(
+            num, indices if indices is None or isinstance(indices, int)
+            else [int(i) for i in indices])
+    except (AssertionError, TypeError, ValueError) as err:
+        raise ValueError(
+            f'{what}={indices!r}: {err or type(err).__name__}; expected '
+            f'stage indices in [-{num}, {num - 1}], or an int n in [1, '
+            f'{num}] for the last n stages') from None
+    return sorted(set(take))
 
 
 class VHeatTimm(nn.Module):
@@ -347,14 +333,13 @@ class VHeatTimm(nn.Module):
     def load_pretrained(self, checkpoint_path: str) -> None:
         """Load a vHeat checkpoint (what timm calls for ``pretrained=True``).
 
-        Reads with :func:`mmvheat.checkpoint.read_checkpoint` (no yacs, no
-        arbitrary unpickling): the authors' files (``model`` or, with
-        ``pretrained_use_ema``, ``model_ema``), mmpretrain classifiers
-        (converted files), or timm-saved files of this model. Keys are
-        mapped, FVEs brought to this model's grid, the stem adapted to
-        ``in_chans`` (timm's ``adapt_input_conv``) and the classifier
-        dropped when ``num_classes`` differs from the file's. Anything else
-        that does not fit raises :class:`CheckpointError`.
+        :func:`mmvheat.checkpoint.load_weights` for fine-tuning: any file
+        users have (the authors', with ``pretrained_use_ema`` their
+        ``model_ema``; mmengine, timm ``train.py`` with its
+        ``state_dict_ema``, bare, ``.safetensors``, ``module.``/
+        ``_orig_mod.`` prefixes). The backbone must fit after its FVEs are
+        brought to this model's grid and the stem to ``in_chans``; a head
+        with another class count stays at its init.
 
         Args:
             checkpoint_path (str): Local file.
@@ -364,89 +349,16 @@ class VHeatTimm(nn.Module):
         if not (url and osp.basename(urllib.parse.urlparse(url).path)
                 == osp.basename(source)):
             url = None  # not the cached download of the cfg's URL
-        weights, fmt = extract_weights(
-            read_checkpoint(source, url=url),
-            use_ema=self.pretrained_use_ema, source=source)
-        state = checkpoint_filter_fn(weights, self)
-        head_dropped = 'head.fc.weight' not in state and any(
-            k.startswith(('classifier.3.', 'head.fc.')) for k in weights)
-        misfit = state_dict_misfit(
-            self.state_dict(), state,
-            lambda k: head_dropped and k.startswith('head.fc.'))
-        if any(misfit):
-            raise CheckpointError(
-                self._misfit_message(source, fmt, state, *misfit))
-        self.load_state_dict(state, strict=not head_dropped)
-        _logger.info(
-            'vHeat: loaded %d tensors from %s (%s format, %s)%s', len(state),
-            source, fmt, 'model_ema' if self.pretrained_use_ema else 'model',
-            '; classifier left at init' if head_dropped else '')
-
-    def _misfit_message(self, source: str, fmt: str, state: dict,
-                        missing: list, unexpected: list,
-                        mismatched: list) -> str:
-        name = getattr(self, 'pretrained_cfg', {}).get('architecture',
-                                                       'this vHeat model')
-        lines = [
-            f'{source} ({fmt} format) does not fit {name} (depths='
-            f'{self.backbone.depths}, dims={self.backbone.dims}, '
-            f'num_classes={self.num_classes}):'
-        ]
-        guess = _describe_weights(state)
-        if guess:
-            lines.append(f'  the file holds {guess}')
-        return describe_misfit('\n'.join(lines), missing, unexpected,
-                               mismatched, limit=10)
+        load_weights(self, source, 'finetune',
+                     use_ema=self.pretrained_use_ema,
+                     fve_mode=self.pretrained_fve_mode,
+                     adapt=partial(_adapt_stem, self), url=url)
 
 
-def _describe_weights(state: dict) -> str:
-    """The arch a state dict (timm keys) looks like, for error messages."""
-    depths = [0] * NUM_STAGES
-    for key in state:
-        m = re.match(r'^backbone\.layers\.(\d)\.(\d+)\.norm1\.weight$', key)
-        if m and int(m.group(1)) < NUM_STAGES:
-            stage = int(m.group(1))
-            depths[stage] = max(depths[stage], int(m.group(2)) + 1)
-    dims = [
-        state[f'backbone.freq_embed.{i}'].shape[-1]
-        if f'backbone.freq_embed.{i}' in state else 0
-        for i in range(NUM_STAGES)
-    ]
-    if not any(depths) and not any(dims):
-        return ''
-    known = [
-        name for name, (arch, _) in VARIANTS.items()
-        if VHeat._parse_arch(arch)['depths'] == depths
-        and VHeat._parse_arch(arch)['dims'] == dims
-    ]
-    return (f'depths={depths}, dims={dims}' +
-            (f' ({known[0]})' if known else ''))
-
-
-def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor],
-                         model: VHeatTimm) -> Dict[str, torch.Tensor]:
-    """Bring a vHeat state dict to ``model``'s keys and shapes.
-
-    The authors' keys map as ``classifier.0`` -> ``backbone.outnorm3``,
-    ``classifier.3`` -> ``head.fc``, the rest -> ``backbone.*``; mmpretrain
-    classifier keys pass through. The FVEs are adapted to the model's grid
-    (``model.pretrained_fve_mode``), the stem conv to ``model.in_chans`` and
-    the classifier is dropped when its classes differ from
-    ``model.num_classes``. Safe to run twice.
-
-    Args:
-        state_dict (dict): Weights (from :func:`extract_weights`).
-        model (VHeatTimm): The model to load into.
-
-    Returns:
-        dict: The state dict to load.
-    """
-    state = classifier_state_dict(state_dict)
-    backbone = model.backbone
-    adapt_freq_embeds(
-        state, {i: backbone.fve_grid(i)
-                for i in range(NUM_STAGES)}, model.pretrained_fve_mode,
-        prefix='backbone.')
+def _adapt_stem(model: VHeatTimm,
+                state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """The stem conv of ``state`` brought to ``model.in_chans`` (timm's
+    ``adapt_input_conv``)."""
     stem = STEM_CONV + '.weight'
     if stem in state and state[stem].dim() == 4 and \
             state[stem].shape[1] != model.in_chans:
@@ -454,14 +366,28 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor],
             model.in_chans, state[stem], base_chans=state[stem].shape[1])
         _logger.info('vHeat: adapted %s to %d input channels', stem,
                      model.in_chans)
-    fc = state.get('head.fc.weight')
-    if fc is not None and (model.num_classes == 0
-                           or fc.shape[0] != model.num_classes):
-        state = OrderedDict((k, v) for k, v in state.items()
-                            if not k.startswith('head.fc.'))
-        _logger.info(
-            'vHeat: pretrained classifier (%d classes) not loaded into a '
-            'model with num_classes=%d', fc.shape[0], model.num_classes)
+    return state
+
+
+def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor],
+                         model: VHeatTimm) -> Dict[str, torch.Tensor]:
+    """timm's ``pretrained_filter_fn``: a vHeat state dict of any layout
+    brought to ``model``'s keys and shapes and checked
+    (:func:`mmvheat.checkpoint.fit_weights` for fine-tuning, with the FVEs
+    adapted by ``model.pretrained_fve_mode`` and the stem conv to
+    ``model.in_chans``; a head of another class count is left out). Safe
+    to run twice.
+
+    Args:
+        state_dict (dict): Weights (wrappers and layout of any kind).
+        model (VHeatTimm): The model to load into.
+
+    Returns:
+        dict: The state dict to load.
+    """
+    state, _ = fit_weights(model, state_dict, 'finetune',
+                           model.pretrained_fve_mode,
+                           adapt=partial(_adapt_stem, model))
     return state
 
 

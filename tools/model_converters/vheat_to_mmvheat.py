@@ -1,4 +1,5 @@
-"""Convert the authors' vHeat checkpoints for mmvheat / mmpretrain.
+"""Convert vHeat weights (the authors', or any other format) for mmvheat /
+mmpretrain.
 
     python tools/model_converters/vheat_to_mmvheat.py SRC DST [--ema]
         [--img-size 512] [--backbone-only] [--fve-mode pad|bicubic]
@@ -7,22 +8,30 @@
 Without --backbone-only the output is an mmpretrain ImageClassifier
 checkpoint (backbone.*, head.fc.*) that mmpretrain's tools load directly; with
 it, bare backbone keys for a detection/segmentation ``init_cfg`` (use
---img-size 512 to zero-pad the FVEs to the authors' downstream grid).
+--img-size 512 to zero-pad the FVEs to the authors' downstream grid). A DST
+ending in .safetensors is written in that format. A source that does not
+hold a whole vHeat backbone is refused (exit 1), naming what it holds.
 """
 import argparse
 import sys
 
-from mmvheat.checkpoint import FVE_MODES, convert_checkpoint
+from mmvheat.checkpoint import FVE_MODES
+from mmvheat.convert import convert_checkpoint
 from mmvheat.utils import run_tool
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Convert a vHeat checkpoint to mmvheat/mmengine format')
-    parser.add_argument('src', help='official (or already converted) file')
-    parser.add_argument('dst', help='output .pth path')
+    parser.add_argument(
+        'src', help='a vHeat weight file of any format (the authors\', '
+        'mmengine, timm, bare, .safetensors) or an http(s) URL')
+    parser.add_argument(
+        'dst', help='output file: .pth, or .safetensors for that format')
     parser.add_argument('--ema', action='store_true',
-                        help='take model_ema instead of model')
+                        help="take the file's EMA weights (the authors' "
+                        "model_ema, timm's state_dict_ema, the average "
+                        "mmengine's EMAHook saves)")
     parser.add_argument('--img-size', type=int, default=None,
                         help='adapt the FVEs to this input size\'s grid')
     parser.add_argument('--backbone-only', action='store_true',

@@ -228,7 +228,8 @@ class VHeat(BaseModule):
             nn.Parameter(torch.zeros(*self.fve_grid(i), dims[i]))
             for i in range(self.num_stages)
         ])
-        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        rates = torch.linspace(0, drop_path_rate, sum(depths),
+                               device='cpu').tolist()
         self.layers = nn.ModuleList()
         for i, depth in enumerate(depths):
             first = sum(depths[:i])
