@@ -42,7 +42,10 @@ extensions = [
 
 source_suffix = {'.md': 'markdown', '.rst': 'restructuredtext'}
 root_doc = 'index'
-exclude_patterns = ['_build', '_scripts', 'Thumbs.db', '.DS_Store']
+# notes/benchmarks/summary.md is generated for notes/benchmarks.md to
+# include, not a page of its own.
+exclude_patterns = ['_build', '_scripts', 'Thumbs.db', '.DS_Store',
+                    'notes/benchmarks/summary.md']
 templates_path = []
 
 # MyST: anchors for headings (so `page.md#section` links resolve), fenced

@@ -23,6 +23,7 @@ Only the standard library, numpy-free Python and matplotlib are used.
 """
 import argparse
 import json
+import math
 import os
 import os.path as osp
 import statistics
@@ -43,6 +44,7 @@ PAGES = [
     dict(
         name='roofline',
         title='Against the machine\'s limit: vHeat-T, Swin-T, ConvNeXt-T',
+        against='220c9a6',
         legend=False,
         intro=(
             'vHeat-T, Swin-T and ConvNeXt-T do about the same multiply-adds '
@@ -57,10 +59,11 @@ PAGES = [
             'with native bf16 (`avx512_bf16`). Inference rows of vHeat are '
             'deployed (`switch_to_deploy()`); training rows are a forward, '
             'cross-entropy, backward and AdamW step, with the defaults '
-            '(no activation checkpointing). `@against` rows run the code '
-            'before this change (commit 220c9a6) in the same sweep, '
-            'whose training used selective checkpointing by default; '
-            '`+nocp` names that setting explicitly on both. `+compile` '
+            '(no activation checkpointing). `@against` rows run an earlier '
+            'implementation (named in the provenance line) in the same '
+            'sweep, whose training used selective checkpointing by '
+            'default; `+nocp` names that setting explicitly on both. '
+            '`+compile` '
             'rows run under `torch.compile` (inference with inductor\'s '
             '`freezing`), compiled afresh for the row\'s shape.'),
         results=[
@@ -74,13 +77,14 @@ PAGES = [
             dict(path='roofline/train_eager', plot='roofline',
                  title='Training step, eager, fp32 and bf16, 224 batch 8',
                  note='Two sweeps. The `vheat-t+nocp@against` rows failed '
-                      'because that commit spells the spec '
+                      'because the earlier implementation spells the spec '
                       '`vheat-t:split+nocp` (its non-checkpointed training '
                       'path is the same code as `vheat-t+nocp` here). '
-                      '`vheat-t@against` in bf16 is the crash this change '
-                      'fixes (selective checkpointing, backward outside '
-                      'autocast). `vheat-t` and `vheat-t+nocp` run the same '
-                      'code: their spread shows the machine\'s noise.',
+                      '`vheat-t@against` in bf16 failed because the '
+                      'earlier selective checkpointing could not run '
+                      'backward outside autocast (fixed in the code '
+                      'measured here). `vheat-t` and `vheat-t+nocp` run the '
+                      'same code: their spread shows the machine\'s noise.',
                  command='git worktree add /tmp/prev 220c9a6\n'
                          'python tools/analysis_tools/benchmark.py '
                          '--models vheat-t vheat-t+nocp swin-t convnext-t '
@@ -129,21 +133,23 @@ PAGES = [
     dict(
         name='plain',
         title='The plain model against the previous implementation',
+        against='cf3ddfb',
         intro=(
             'The plain model (no implicit decay tables, one forward path, '
             'selective activation checkpointing in training, the split DCT '
-            'on CPUs only from 256) against the commit before it (cf3ddfb) '
-            'in the same interleaved sweeps: rows ending in `@against` are '
-            'that commit\'s code, each with its own default filter. Both '
+            'on CPUs only from 256) against the implementation before it '
+            '(named in each provenance line) in the same interleaved '
+            'sweeps: rows ending in `@against` are that code, each with '
+            'its own default filter. Both '
             'are deployed for inference unless the result says '
             '`--no-deploy` (the previous code then still reused its tables '
             'in eval mode; the plain model computes its factors in every '
             'forward). `+nocp` rows train without selective checkpointing; '
             '`vheat-t:reference` is the authors\' layout '
-            '(`mmvheat.analysis.reference_vheat`). On this virtual machine '
-            'single runs vary by up to 25% even when it is otherwise idle, '
-            'so compare the rows of one sweep (the sweep columns), not '
-            'single numbers. Reproduce with a worktree of the old commit:\n\n'
+            '(`mmvheat.analysis.reference_vheat`). Single runs on these '
+            'shared machines vary by up to 25%, so compare the rows of one '
+            'sweep (the sweep columns), not single numbers. Reproduce with '
+            'a worktree of the old commit:\n\n'
             '```bash\n'
             'git worktree add /tmp/prev cf3ddfb\n'
             'python tools/analysis_tools/benchmark.py --models vheat-t '
@@ -175,7 +181,8 @@ PAGES = [
                          'vheat-t:matmul+nocp --modes train --sizes 512 '
                          '--batch-sizes 2 --dtypes fp32 bf16 --warmup 1 '
                          '--runs 1',
-                 note='Measured at 4364def, on a loaded machine. Later '
+                 commit='4364def',
+                 note='Measured on a loaded machine. Later '
                       'changes do not touch this case: at 512 no axis is '
                       '256 long (the default filter is the dense one) and '
                       'the gate\'s SiLU result is recomputed under '
@@ -283,12 +290,14 @@ PAGES = [
     dict(
         name='core',
         title='The plain core against the previous implementation',
+        against='d7a6935',
         intro=(
             'The rewrite that made every layer a called module, the decay '
             'tables buffers and the default filter fixed, measured against '
-            'the commit before it (d7a6935) in the same interleaved sweeps: '
-            '`--against DIR` runs that checkout\'s code for each vHeat row. '
-            'Rows ending in `@against` are the previous commit; `+compile` '
+            'the implementation before it (named in each provenance line) '
+            'in the same interleaved sweeps: `--against DIR` runs that '
+            'checkout\'s code for each vHeat row. Rows ending in '
+            '`@against` are the previous implementation; `+compile` '
             'rows run under `torch.compile`. Reproduce with a worktree of the '
             'old commit:\n\n'
             '```bash\n'
@@ -451,9 +460,25 @@ def commit_date(path):
     return date if out.returncode == 0 and date else None
 
 
-def provenance(meta, rows, path):
-    """A table of where and when a result was measured."""
-    meta = meta or {}
+def commit_id(path):
+    """The short id of the commit that last changed ``path``, or None."""
+    try:
+        out = subprocess.run(
+            ['git', 'log', '-1', '--format=%h', '--', osp.basename(path)],
+            cwd=osp.dirname(path), capture_output=True, text=True,
+            timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = out.stdout.strip()
+    return commit if out.returncode == 0 and commit else None
+
+
+def provenance(meta, rows, path, spec=None):
+    """A line of where, when and at which commit a result was measured
+    (``spec['commit']``, else the commit that last changed the result
+    file) and, for results with ``@against`` rows, the commit those ran
+    (``spec['against']``)."""
+    meta, spec = meta or {}, spec or {}
     cpu = meta.get('cpu') or meta.get('cpu_model')
     machine = meta.get('machine')
     cores = meta.get('cores') or meta.get('cpu_count')
@@ -475,6 +500,12 @@ def provenance(meta, rows, path):
     ]
     extra = [(k, meta[k]) for k in ('repeat', 'runs', 'channels', 'batch',
                                     'split_min_length') if k in meta]
+    commit = spec.get('commit') or commit_id(path)
+    if commit:
+        extra.append(('commit', commit))
+    if spec.get('against') and (not rows or any(
+            '@against' in str(r.get('model')) for r in rows)):
+        extra.append(('`@against` rows', f'commit {spec["against"]}'))
     cells = [f'{k}: {v}' for k, v in items + extra]
     return '*Measured on* ' + '; '.join(cells) + '.'
 
@@ -760,6 +791,205 @@ def dct_plot(data, title, path):
     save_figure(fig, path)
 
 
+# ------------------------------- the table the benchmarks index opens with
+
+# docs/en/notes/benchmarks.md includes SUMMARY_PAGE from the output folder:
+# each model of the same size against the others, per setting, from the
+# results of the roofline page. A cell gathers every row that ran the
+# model's default code in that setting (``same_code`` names the specs that
+# did, under another name), so it shows their range when there are several.
+SUMMARY_PAGE = 'summary.md'
+SUMMARY = dict(
+    results=['roofline/infer_eager', 'roofline/infer_compiled',
+             'roofline/train_eager', 'roofline/train_memory',
+             'roofline/train_compiled'],
+    families=[[('vheat-t', 'vHeat-T'), ('swin-t', 'Swin-T'),
+               ('convnext-t', 'ConvNeXt-T')],
+              [('vheat-s', 'vHeat-S'), ('swin-s', 'Swin-S'),
+               ('convnext-s', 'ConvNeXt-S')]],
+    # vheat-t+nocp named the default (no checkpointing) explicitly
+    same_code={'vheat-t+nocp': 'vheat-t'},
+)
+
+
+def summary_rows(results_dir):
+    """(rows, metas, paths) of the summary's results that exist; each row
+    gets ``base`` (the model it measures) and ``compiled``."""
+    rows, metas, paths = [], [], []
+    for rel in SUMMARY['results']:
+        path = osp.join(results_dir, rel, 'results.json')
+        if not osp.exists(path):
+            continue
+        with open(path) as f:
+            data = json.load(f)
+        meta_path = osp.join(results_dir, rel, 'meta.json')
+        if osp.exists(meta_path):
+            with open(meta_path) as f:
+                metas.append(json.load(f))
+        paths.append(path)
+        for r in data:
+            spec = SUMMARY['same_code'].get(r['model'], r['model'])
+            compiled = spec.endswith('+compile')
+            base = spec[:-len('+compile')] if compiled else spec
+            if ('@' in base or '+' in base or r.get('error')
+                    or not r.get('img_per_s')):
+                continue  # another checkout, backend or option; a failure
+            rows.append(dict(r, base=base, compiled=compiled))
+    return rows, metas, paths
+
+
+def summary_settings(rows):
+    keys = {(r['mode'], r['compiled'], r['resolution'], r['batch'],
+             r['dtype']) for r in rows}
+    order = dict(infer=0, train=1)
+    return sorted(keys, key=lambda k: (order.get(k[0], 2), k[1], k[2],
+                                       k[4] != 'fp32'))
+
+
+def setting_label(key):
+    mode, compiled, res, batch, dtype = key
+    what = 'inference' if mode == 'infer' else 'training step'
+    how = '`torch.compile`' if compiled else 'eager'
+    return f'{what}, {how}, {dtype}, {res}px batch {batch}'
+
+
+def summary_cell(rows):
+    if not rows:
+        return '-'
+    rates = [r['img_per_s'] for r in rows]
+    fracs = [100 * r['peak_frac'] for r in rows if 'peak_frac' in r]
+    # three significant digits of the lowest rate, the same decimals for all
+    places = max(0, 2 - math.floor(math.log10(min(rates))))
+    rate = '-'.join(dict.fromkeys(f'{v:.{places}f}'
+                                  for v in (min(rates), max(rates))))
+    if not fracs:
+        return rate
+    frac = (f'{min(fracs):.0f}%' if max(fracs) - min(fracs) < 0.5 else
+            f'{min(fracs):.0f}-{max(fracs):.0f}%')
+    return f'{rate} ({frac})'
+
+
+def summary_plot(rows, models, settings, path):
+    """Bars: % of the GEMM peak per setting and model (range as a line)."""
+    import matplotlib.pyplot as plt
+    width = 0.8 / len(models)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.0 + 1.1 * len(settings)),
+                                    3.8))
+    cmap = plt.get_cmap('tab10')
+    for i, (model, name) in enumerate(models):
+        for j, key in enumerate(settings):
+            fracs = [100 * r['peak_frac'] for r in rows
+                     if r['base'] == model and r.get('peak_frac')
+                     and summary_key(r) == key]
+            if not fracs:
+                continue
+            x = j + (i - (len(models) - 1) / 2) * width
+            ax.bar(x, statistics.median(fracs), width * 0.9,
+                   color=cmap(i % 10), label=name if j == min(
+                       jj for jj, k in enumerate(settings)
+                       if any(r['base'] == model and summary_key(r) == k
+                              for r in rows)) else None)
+            if len(fracs) > 1:
+                ax.plot([x, x], [min(fracs), max(fracs)], color='black',
+                        lw=1.2)
+    labels = []
+    for mode, compiled, res, batch, dtype in settings:
+        labels.append(f'{"infer" if mode == "infer" else "train"} '
+                      f'{dtype}\n{"compiled" if compiled else "eager"} '
+                      f'{res}px')
+    ax.set_xticks(range(len(settings)))
+    ax.set_xticklabels(labels, fontsize=7)
+    ax.set_ylabel('% of the GEMM peak\n(same run, same dtype)', fontsize=8)
+    ax.set_ylim(0, 100)
+    ax.set_title('Achieved GFLOP/s as a fraction of the machine\'s GEMM '
+                 'peak', fontsize=9)
+    ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.0, 1.0))
+    save_figure(fig, path)
+
+
+def summary_key(row):
+    return (row['mode'], row['compiled'], row['resolution'], row['batch'],
+            row['dtype'])
+
+
+def unique(values):
+    return ', '.join(str(v) for v in dict.fromkeys(
+        v for v in values if v is not None)) or NOT_RECORDED
+
+
+def write_summary(results_dir, out_dir):
+    """The summary table, plot and provenance line, as a Markdown
+    fragment for docs/en/notes/benchmarks.md (paths relative to it)."""
+    rows, metas, paths = summary_rows(results_dir)
+    lines = ['<!-- Generated by docs/en/_scripts/benchmark_pages.py from '
+             'docs/benchmark/; do not edit. -->', '']
+    found = [fam for fam in SUMMARY['families']
+             if any(r['base'] == fam[0][0] for r in rows)]
+    missing = [fam for fam in SUMMARY['families'] if fam not in found]
+    if not found:
+        lines += ['No summary results are recorded yet.', '']
+    else:
+        lines += [
+            f'On a CPU ({unique(m.get("cpu") for m in metas)}, '
+            f'{unique(m.get("cores") for m in metas)} cores, '
+            f'{unique(m.get("threads") for m in metas)} threads), torch '
+            f'{unique(m.get("torch") for m in metas)}: images per second, '
+            'and in brackets the fraction of the machine\'s GEMM peak '
+            'reached.', '']
+    for models in found:
+        # settings that compare: at least two of the models have a row
+        family = [r for r in rows if r['base'] in dict(models)]
+        settings = [key for key in summary_settings(family) if len(
+            {r['base'] for r in family if summary_key(r) == key}) > 1]
+        header = ['setting'] + [name for _, name in models]
+        body = [[setting_label(key)] + [
+            summary_cell([r for r in rows if r['base'] == model
+                          and summary_key(r) == key])
+            for model, _ in models] for key in settings]
+        lines += [md_table(header, body), '']
+        png = f'summary_{models[0][0]}.png'
+        summary_plot(rows, models, settings, osp.join(out_dir, png))
+        names = ', '.join(name for _, name in models)
+        lines += [f'```{{figure}} benchmarks/{png}',
+                  f':alt: % of the GEMM peak, {names}', '',
+                  'Achieved GFLOP/s as a fraction of the GEMM peak of the '
+                  'same dtype, measured in the same run; a line spans the '
+                  'rows of one setting when there are several.', '```', '']
+    if missing:
+        names = ', '.join(n for fam in missing for _, n in fam)
+        lines += [f'No rows are recorded for {names} yet '
+                  '(`benchmark.py --models vheat-s swin-s convnext-s`).',
+                  '']
+    peaks = {}
+    for meta in metas:
+        for dtype, g in (meta.get('gemm_peak_gflops') or {}).items():
+            peaks.setdefault(dtype, []).extend(
+                g if isinstance(g, list) else [g])
+    commits = unique(commit_id(p) for p in paths)
+    lines += [
+        'Each cell: images per second, and in brackets the achieved '
+        'GFLOP/s (2 x multiply-adds x img/s, three times that '
+        'for a training step) as a fraction of the GEMM peak of the same '
+        'dtype measured in the same run; a range where several recorded '
+        'rows ran the same code in that setting. bf16 runs under '
+        '`torch.autocast`; the tool records it only on CPUs with native '
+        'bf16 (`avx512_bf16` or `amx_bf16`). Training rows are a forward, '
+        'cross-entropy, backward and AdamW step with the defaults (no '
+        'activation checkpointing); vHeat\'s inference rows are deployed '
+        '(`switch_to_deploy()`); compiled inference uses inductor\'s '
+        '`freezing`.' + (' GEMM peaks over these runs: ' + ', '.join(
+            f'{d} {min(g):.0f}-{max(g):.0f} GFLOP/s'
+            for d, g in peaks.items()) + '.' if peaks else ''), '',
+        'Recorded with `tools/analysis_tools/benchmark.py` on '
+        f'{unique(m.get("date") for m in metas)} at commit {commits} '
+        '(`docs/benchmark/roofline/`). Every row, the commands and where '
+        'the time goes: [against the machine\'s limit]'
+        '(benchmarks/roofline.md).', '']
+    with open(osp.join(out_dir, SUMMARY_PAGE), 'w') as f:
+        f.write('\n'.join(lines).rstrip() + '\n')
+    return osp.join(out_dir, SUMMARY_PAGE)
+
+
 # ------------------------------------------------------------------ pages
 
 
@@ -784,7 +1014,7 @@ def result_section(spec, results_dir, out_dir):
     if src.endswith('.md'):
         if not osp.exists(src):
             return lines + [f'Result file `{rel}` is missing.', '']
-        lines += [provenance({}, [], src), '']
+        lines += [provenance({}, [], src, spec), '']
         if spec.get('note'):
             lines += [spec['note'], '']
         with open(src) as f:
@@ -805,7 +1035,7 @@ def result_section(spec, results_dir, out_dir):
         if osp.exists(meta_path):
             with open(meta_path) as f:
                 meta = json.load(f)
-        lines += [provenance(meta, data, json_path), '']
+        lines += [provenance(meta, data, json_path, spec), '']
         if spec.get('note'):
             lines += [spec['note'], '']
         if peak_line(meta):
@@ -823,7 +1053,7 @@ def result_section(spec, results_dir, out_dir):
                        'configuration: bars are medians, lines the range '
                        'over the timed runs, dots the interleaved sweeps.')
     else:
-        lines += [provenance(data.get('meta'), [], json_path), '']
+        lines += [provenance(data.get('meta'), [], json_path, spec), '']
         if spec.get('note'):
             lines += [spec['note'], '']
         lines += [dct_table(data), '']
@@ -858,6 +1088,7 @@ def write_page(page, results_dir, out_dir):
     if page.get('legend', True):
         lines += [LEGEND, '']
     for spec in page['results']:
+        spec = dict(spec, against=page.get('against'))
         lines += result_section(spec, results_dir, out_dir)
     text = '\n'.join(lines).rstrip() + '\n'
     path = osp.join(out_dir, page['name'] + '.md')
@@ -885,6 +1116,7 @@ def main(argv=None):
         if name.endswith(('.md', '.png')):
             os.remove(osp.join(args.out, name))
     written = [write_page(page, args.results, args.out) for page in PAGES]
+    written.append(write_summary(args.results, args.out))
     print(f'benchmark pages: {len(written)} pages written to {args.out}',
           file=sys.stderr)
     return written
