@@ -25,6 +25,7 @@ import os.path as osp
 import re
 import shlex
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from glob import glob
@@ -325,9 +326,12 @@ def check_command(command: str, workdir: str) -> str:
 
 # ---------------------------------------------------------------- the tests
 
+# MMVHEAT_DOCS_ROOT: collect another tree instead (the meta-test's pages)
+DOCS_ROOT = os.environ.get('MMVHEAT_DOCS_ROOT', ROOT)
 _PAGES_DIR = tempfile.TemporaryDirectory(prefix='mmvheat-doc-pages-')
-generate_benchmark_pages(_PAGES_DIR.name)
-BLOCKS = collect(generated=_PAGES_DIR.name)
+if DOCS_ROOT == ROOT:
+    generate_benchmark_pages(_PAGES_DIR.name)
+BLOCKS = collect(DOCS_ROOT, generated=_PAGES_DIR.name)
 NAMESPACES = {}
 
 
@@ -365,6 +369,8 @@ def test_tool_command(block, command, workdir):
 
 
 def test_the_docs_have_snippets():
+    if DOCS_ROOT != ROOT:
+        pytest.skip('collecting another tree')
     pages = {b.page for b in BLOCKS}
     assert 'README.md' in pages and any('(generated)' in p for p in pages)
     assert sum(b.lang == 'python' for b in BLOCKS) >= 10
@@ -464,3 +470,21 @@ def test_collector_finds_runs_and_fails(tmp_path, monkeypatch):
     assert check_command(found[1][1], str(tmp_path)) == 'run'
     with pytest.raises(pytest.fail.Exception, match='no-such-flag'):
         check_command(found[2][1], str(tmp_path))
+
+
+def test_a_broken_snippet_fails_the_run(tmp_path):
+    """The same guide through pytest: the broken block is reported failed,
+    the marked one skipped with its reason."""
+    page = tmp_path / 'docs/en/user_guides/new.md'
+    page.parent.mkdir(parents=True)
+    page.write_text(GUIDE)
+    proc = subprocess.run(
+        [sys.executable, '-m', 'pytest', __file__, '-q', '-rfs', '-p',
+         'no:cacheprovider', '-k', 'test_python_block'],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, MMVHEAT_DOCS_ROOT=str(tmp_path)))
+    out = proc.stdout
+    assert proc.returncode == 1, out
+    assert 'FAILED' in out and 'new.md:16' in out and 'broken snippet' in out
+    assert 'SKIPPED' in out and 'needs the COCO dataset' in out
+    assert '1 failed, 2 passed, 1 skipped' in out, out
