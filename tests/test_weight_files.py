@@ -246,3 +246,21 @@ def test_test_tool_with_classification_config(files, name, tmp_path):
         text=True, env=dict(os.environ, PYTHONPATH=REPO_ROOT))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'accuracy/top1' in proc.stdout + proc.stderr
+
+
+def test_analysis_swin_loader(tmp_path):
+    """The ERF comparison's Swin loads an mmpretrain classifier file through
+    the same function (its output norms may be absent) and refuses a file
+    with nothing of it."""
+    from mmvheat.analysis.visualization.features import build_swin
+    src = build_swin('tiny', None, (3, ))
+    randomise(src)
+    torch.save(dict(state_dict=_prefixed(src.state_dict(), 'backbone.'),
+                    meta={}), tmp_path / 'swin.pth')
+    swin = build_swin('tiny', str(tmp_path / 'swin.pth'), (3, ))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert rel_err(swin(x)[0], src(x)[0]) < 1e-6
+    torch.save({'other.weight': torch.zeros(2)}, tmp_path / 'other.pth')
+    with pytest.raises(ValueError, match='holds no weights of this Swin'):
+        build_swin('tiny', str(tmp_path / 'other.pth'), (3, ))

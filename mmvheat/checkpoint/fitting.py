@@ -279,7 +279,8 @@ def load_weights(model: torch.nn.Module,
                  prefix: Optional[str] = None,
                  map_location='cpu',
                  adapt: Optional[Callable[[dict], dict]] = None,
-                 url: Optional[str] = None) -> dict:
+                 url: Optional[str] = None,
+                 source: Optional[str] = None) -> dict:
     """Load a weight file of any format users have into ``model``, checked.
 
     Reads the file (``.pth`` of any kind, ``.safetensors``, an http(s)
@@ -301,11 +302,14 @@ def load_weights(model: torch.nn.Module,
         adapt (Callable, optional): See :func:`fit_weights`.
         url (str, optional): The URL a local file was downloaded from (for
             messages). Defaults to None.
+        source (str, optional): The file's name for messages. Defaults to
+            None (the path, or 'checkpoint' for a loaded dict).
 
     Returns:
         dict: The report of :func:`fit_weights` plus ``format``.
     """
-    source = checkpoint if isinstance(checkpoint, str) else 'checkpoint'
+    if source is None:
+        source = checkpoint if isinstance(checkpoint, str) else 'checkpoint'
     ckpt = checkpoint if isinstance(checkpoint, dict) else read_checkpoint(
         checkpoint, map_location, url=url)
     weights, fmt = select_weights(ckpt, use_ema, source)

@@ -1,12 +1,10 @@
 """What a backbone's stages respond to: feature maps and effective
 receptive fields (ERFs), for vHeat or any backbone whose ``forward`` returns
 a tuple of (B, C, H, W) stage outputs (e.g. mmpretrain's Swin)."""
-import os.path as osp
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-from mmengine.logging import print_log
 
 __all__ = [
     'stage_features', 'channel_norm', 'pca_rgb', 'output_cell',
@@ -204,29 +202,18 @@ def build_swin(
 
 
 def _load_swin_weights(swin: nn.Module, checkpoint: str) -> None:
-    """Load the backbone weights of an mmpretrain checkpoint; raise when
-    nothing fits."""
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'Swin checkpoint not found: {checkpoint}')
-    from mmengine.runner import CheckpointLoader
-    ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+    """Load the backbone weights of a Swin checkpoint (an mmpretrain
+    classifier's ``backbone.*`` or bare keys) through
+    :func:`mmvheat.checkpoint.load_weights`; the output norms a classifier
+    file lacks stay at their init; raise when nothing fits."""
+    from mmvheat.checkpoint import load_weights, read_checkpoint
+
+    ckpt = read_checkpoint(checkpoint)
     state = ckpt.get('state_dict', ckpt)
-    if any(k.startswith('backbone.') for k in state):
-        state = {
-            k[len('backbone.'):]: v
-            for k, v in state.items() if k.startswith('backbone.')
-        }
-    own = swin.state_dict()
-    fit = {
-        k: v
-        for k, v in state.items()
-        if k in own and tuple(v.shape) == tuple(own[k].shape)
-    }
-    if not fit:
+    prefix = 'backbone.' if any(
+        k.startswith('backbone.') for k in state) else None
+    report = load_weights(swin, ckpt, 'finetune', prefix=prefix,
+                          source=checkpoint)
+    if not report['loaded']:
         raise ValueError(f'{checkpoint} holds no weights of this Swin '
                          'backbone')
-    swin.load_state_dict(fit, strict=False)
-    print_log(
-        f'Swin: loaded {len(fit)}/{len(own)} tensors from '
-        f'{checkpoint}',
-        logger='current')
