@@ -20,7 +20,12 @@ import time
 from typing import TYPE_CHECKING
 
 from mmvheat.analysis.demo_data import DEMO_TASKS, make_demo_data
-from mmvheat.utils import ignore_pkg_resources_deprecation
+from mmvheat.utils import (
+    ToolError,
+    add_debug_arg,
+    ignore_pkg_resources_deprecation,
+    run_tool,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -65,8 +70,8 @@ def run(cmd: list) -> str:
         sys.stdout.write(line)
         lines.append(line)
     if proc.wait() != 0:
-        raise RuntimeError(f'{" ".join(cmd[1:3])} failed (exit '
-                           f'{proc.returncode}); see the output above')
+        raise ToolError(f'{" ".join(cmd[1:3])} failed (exit '
+                        f'{proc.returncode}); see the output above')
     return ''.join(lines)
 
 
@@ -75,7 +80,7 @@ def parse_metrics(log: str) -> dict:
     lines = [ln for ln in log.splitlines()
              if re.search(r'(Epoch|Iter)\((test|val)\)', ln) and ':' in ln]
     if not lines:
-        raise RuntimeError('no evaluation results in the log')
+        raise ToolError('no evaluation results in the log')
     return {k: float(v) for k, v in re.findall(
         r'([\w/]+):\s+(-?[\d.]+)', lines[-1].split(')', 1)[1])}
 
@@ -122,7 +127,7 @@ def draw_summary(panel_dirs: dict, out: str, per_task: int = 4) -> str:
             parts.append(seg_legend(row.shape[1]))
         rows.append(np.concatenate(parts + [row], axis=0))
     if not rows:
-        raise RuntimeError('no drawn predictions found')
+        raise ToolError('no drawn predictions found')
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)),
                    constant_values=255) for r in rows]
@@ -145,14 +150,16 @@ def main(argv=None):
                         default=list(CONFIGS),
                         help='tasks to train and evaluate (default: all)')
     parser.add_argument('--work-dir', default='work_dirs/demo',
-                        help='checkpoints, logs and the predictions figure, '
-                        'one sub-folder per task (default: %(default)s)')
+                        help="mmengine's work dirs, one per task "
+                        '(WORK_DIR/<task>: checkpoints, logs), and the '
+                        'predictions figure (default: %(default)s)')
     parser.add_argument('--data-root', default='data/demo',
                         help='demo datasets, made here when missing '
                         '(default: %(default)s)')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='extra overrides for every task, e.g. '
                         'train_cfg.max_epochs=1')
+    add_debug_arg(parser)
     args = parser.parse_args(argv)
     ignore_pkg_resources_deprecation()
 
@@ -201,4 +208,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_tool(main, 'demo.py'))

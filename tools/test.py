@@ -1,7 +1,12 @@
 """Test (evaluate) a checkpoint with an mmpretrain, mmdet or mmseg config.
 
-    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE]
-        [--show-dir DIR] [--tta] [--cfg-options k=v ...] [--launcher pytorch]
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE.pkl]
+        [--out-dir DIR] [--show-dir DIR] [--tta] [--cfg-options k=v ...]
+        [--launcher pytorch]
+
+``--out`` dumps the raw predictions into one .pkl file (every library);
+``--out-dir`` writes a segmentor's predicted masks as PNG files (mmseg's
+``output_dir``; what mmseg's own ``--out`` does).
 
 CHECKPOINT is a path or an http(s) URL (downloaded once into the cache, see
 mmvheat.download). It must fit the config's model: a missing, unexpected or
@@ -32,8 +37,10 @@ def parse_args(argv=None):
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file or http(s) URL')
     parser.add_argument(
-        '--out', help='dump the raw predictions (a .pkl file; a directory '
-        'for segmentation masks)')
+        '--out', help='dump the raw predictions into this .pkl file')
+    parser.add_argument(
+        '--out-dir', help='segmentation: write the predicted masks as PNG '
+        'files into this folder')
     parser.add_argument('--show', action='store_true',
                         help='show predictions in a window')
     parser.add_argument('--show-dir', help='save drawn predictions here')
@@ -82,18 +89,35 @@ def enable_tta(cfg):
 
 
 def add_result_dump(cfg, out):
+    """``--out``: a metric that dumps the raw predictions into one .pkl
+    file (mmdet's DumpDetResults, else mmengine's DumpResults)."""
     scope = cfg.get('default_scope')
-    if scope == 'mmseg':
-        cfg.test_evaluator.output_dir = out
-        cfg.test_evaluator.keep_results = True
-        return
     if not out.endswith(('.pkl', '.pickle')):
-        raise ToolError(f'--out must be a .pkl file, got {out}')
+        hint = ('; to write the predicted masks as PNG files use --out-dir '
+                'DIR' if scope == 'mmseg' else '')
+        raise ToolError(f'--out must be a .pkl file, got {out}{hint}')
     dump = dict(type='DumpDetResults' if scope == 'mmdet' else 'DumpResults',
                 out_file_path=out)
     evaluator = cfg.test_evaluator
     cfg.test_evaluator = (list(evaluator) if isinstance(evaluator, list)
                           else [evaluator]) + [dump]
+
+
+def add_mask_output(cfg, out_dir):
+    """``--out-dir``: a segmentor's masks as PNG files (mmseg's
+    ``output_dir``), the metrics computed as well."""
+    if cfg.get('default_scope') != 'mmseg':
+        raise ToolError('--out-dir writes the predicted masks of a '
+                        'segmentation (mmseg) config; dump the predictions '
+                        'with --out FILE.pkl or draw them with --show-dir')
+    evaluators = cfg.test_evaluator
+    for evaluator in (evaluators if isinstance(evaluators, list)
+                      else [evaluators]):
+        if str(evaluator.get('type', '')).endswith('IoUMetric'):
+            evaluator.output_dir = out_dir
+            evaluator.keep_results = True
+            return
+    raise ToolError('--out-dir needs an IoUMetric in test_evaluator')
 
 
 def main(argv=None):
@@ -109,6 +133,8 @@ def main(argv=None):
         enable_visualization(cfg, args)
     if args.tta:
         enable_tta(cfg)
+    if args.out_dir:
+        add_mask_output(cfg, args.out_dir)
     if args.out:
         add_result_dump(cfg, args.out)
     runner = build_runner(cfg)

@@ -2,7 +2,8 @@
 
 One *configuration* is a model spec, a mode (``infer`` or ``train``), a dtype,
 a resolution and a batch size; :func:`run_config` times it and measures its
-peak memory. Model specs: ``vheat-{t,s,b}[:IMPL][+sac|+nocp]`` (IMPL one of
+peak memory. Model specs (:mod:`mmvheat.analysis.specs`, re-exported here):
+``vheat-{t,s,b}[:IMPL][+sac|+nocp]`` (IMPL one of
 :data:`mmvheat.ops.HCO_IMPLS`, default ``split``, or ``reference``: the
 authors' layout and arithmetic, :mod:`mmvheat.analysis.reference_vheat`;
 ``+sac`` turns selective activation checkpointing on, ``+nocp`` keeps it
@@ -26,38 +27,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmvheat.models import VHeat
-from mmvheat.ops import DEFAULT_IMPL, HCO_IMPLS
 from .classifier import Classifier
 from .reference_vheat import ReferenceVHeat
+from .specs import ARCHS, SPEC_IMPLS, parse_spec  # noqa: F401
 
-SPEC_IMPLS = HCO_IMPLS + ('reference', )
-
-ARCHS = {'t': 'tiny', 's': 'small', 'b': 'base'}
 DTYPES = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 BACKENDS = ('pytorch', 'onnxruntime', 'onnxruntime-fixed', 'aoti')
-
-
-def parse_spec(spec: str) -> tuple:
-    """``'vheat-t:reference'`` -> ('vheat', 'tiny', 'reference');
-    ``'vheat-t:matmul+sac'`` -> ('vheat', 'tiny', 'matmul+sac');
-    ``'vheat-t+sac'`` -> ('vheat', 'tiny', 'split+sac')."""
-    base, plus, option = spec.partition('+')
-    name, _, impl = base.partition(':')
-    if plus and (option not in ('sac', 'nocp') or not name.startswith(
-            'vheat') or impl == 'reference'):
-        raise ValueError(f'{spec!r}: the options are +sac and +nocp, for '
-                         'vheat models other than :reference')
-    family, _, size = name.partition('-')
-    if family not in ('vheat', 'swin', 'convnext') or size not in ARCHS:
-        raise ValueError(f'unknown model {spec!r}; expected vheat-{{t,s,b}}'
-                         '[:IMPL], swin-{t,s,b} or convnext-{t,s,b}')
-    if impl and family != 'vheat':
-        raise ValueError(f'{spec!r}: only vheat models take an :IMPL')
-    if family == 'vheat':
-        impl = impl or DEFAULT_IMPL
-        if impl not in SPEC_IMPLS:
-            raise ValueError(f'{spec!r}: IMPL must be one of {SPEC_IMPLS}')
-    return family, ARCHS[size], impl + plus + option
 
 
 def build_backbone(spec: str, resolution: int, deploy: bool) -> nn.Module:

@@ -11,10 +11,11 @@ added here:
   they replace (``B * C * H * W * (H + W)`` per 2-D transform, on the
   (B, 2H, 2W, C) mirror extension), as the paper counts.
 
-So ``hco_impl`` 'matmul' (the default here) and 'fft' count the paper's dense
-DCT; 'split' counts the products it does, fewer where the even/odd split
-applies (:mod:`mmvheat.ops.split_dct`). Elementwise work (the split's
-additions, the damping) is not counted, as mmengine counts none.
+So ``hco_impl`` 'matmul' and 'fft' count the paper's dense DCT; 'split'
+(the model's default, and the default here) counts the products it does,
+fewer where the even/odd split applies (:mod:`mmvheat.ops.split_dct`).
+Elementwise work (the split's additions, the damping) is not counted, as
+mmengine counts none.
 
 Forms: ``train`` is the model as it trains (each block's ``to_k`` Linear
 over its FVE is counted), ``deploy`` the deployed model (the decay tables of
@@ -29,6 +30,7 @@ from mmengine.analysis import FlopAnalyzer
 from mmengine.analysis.jit_handles import get_shape
 
 from mmvheat.models import VHeat
+from mmvheat.ops import DEFAULT_IMPL
 from .classifier import Classifier
 
 FORMS = ('deploy', 'train')
@@ -127,7 +129,7 @@ def count(model: nn.Module, inputs, form: str = 'deploy') -> Dict[str, float]:
 
 
 def backbone_flops(arch: str, resolution: int, form: str = 'deploy',
-                   hco_impl: str = 'matmul',
+                   hco_impl: str = DEFAULT_IMPL,
                    num_classes: Optional[int] = 1000) -> Dict[str, float]:
     """FLOPs of the ImageNet classifier (backbone, pooled LayerNorm, Linear
     head) or, with ``num_classes=None``, of the backbone alone, at a square
@@ -160,7 +162,8 @@ def task_model_flops(config: str, height: int, width: int,
     tools count it (tensor-mode forward: for Mask R-CNN the RPN, box and
     mask heads on the test config's proposals; for UperNet the decode
     head). Weights are not loaded (random init). ``hco_impl`` switches the
-    VHeat backbone's DCT (None: the config's)."""
+    VHeat backbone's DCT (None: the config's); the result's ``hco_impl``
+    says which one was counted."""
     import importlib
 
     from mmengine.config import Config
@@ -172,6 +175,7 @@ def task_model_flops(config: str, height: int, width: int,
     registry = importlib.import_module(f'{scope}.registry').MODELS
     if hco_impl is not None:
         cfg.model.backbone['hco_impl'] = hco_impl
+    counted = cfg.model.backbone.get('hco_impl', DEFAULT_IMPL)
     model = registry.build(cfg.model)
     x = torch.zeros(1, 3, height, width)
     samples = None
@@ -185,4 +189,5 @@ def task_model_flops(config: str, height: int, width: int,
                     batch_input_shape=(height, width),
                     scale_factor=(1.0, 1.0)))
         ]
-    return count(_TensorMode(model, samples), (x, ), form)
+    return dict(count(_TensorMode(model, samples), (x, ), form),
+                hco_impl=counted)

@@ -20,7 +20,7 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-DEBUG_ENV = 'MMVHEAT_DEBUG'
+from .cli import DEBUG_ENV, add_debug_arg
 
 
 class ToolError(RuntimeError):
@@ -245,7 +245,10 @@ def build_runner(cfg: Config) -> Runner:
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     """The flags train.py and test.py share: ``--work-dir``,
     ``--cfg-options``, ``--launcher`` and ``--local_rank``."""
-    parser.add_argument('--work-dir', help='where to save logs and results')
+    parser.add_argument(
+        '--work-dir',
+        help="mmengine's work dir: logs, checkpoints and results (default: "
+        "the config's work_dir, else ./work_dirs/<config name>)")
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -259,12 +262,7 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
                         help='set by torch.distributed.launch; exported as '
                         'LOCAL_RANK')
-    parser.add_argument(
-        '--debug',
-        action='store_true',
-        help=f'show the traceback of an expected failure (a missing file, '
-        f'an offline download, a checkpoint that does not fit) instead of '
-        f'one error line; or set {DEBUG_ENV}=1')
+    add_debug_arg(parser)
 
 
 def set_local_rank(local_rank: Optional[int]) -> None:
@@ -274,11 +272,20 @@ def set_local_rank(local_rank: Optional[int]) -> None:
 
 
 def expected_errors() -> Tuple[type, ...]:
-    """The exception types :func:`run_tool` reports as one line."""
+    """The exception types :func:`run_tool` reports as one line: a missing
+    file, an unreadable or unfitting checkpoint, a failed download, a
+    :class:`ToolError`, and the deployment code's ``DeployError`` (a model,
+    size or option it cannot handle) when a tool has imported it."""
     from mmvheat.checkpoint import CheckpointError
     from mmvheat.download import DownloadError
-    return (FileNotFoundError, NotADirectoryError, CheckpointError,
-            DownloadError, ToolError)
+    errors = [FileNotFoundError, NotADirectoryError, CheckpointError,
+              DownloadError, ToolError]
+    # only a tool that imported the deployment code can raise its error;
+    # importing it here would pull in that code for every tool
+    graph = sys.modules.get('mmvheat.deployment.task_graph')
+    if graph is not None:
+        errors.append(graph.DeployError)
+    return tuple(errors)
 
 
 def run_tool(main: Callable[[Optional[List[str]]], object], prog: str,

@@ -202,8 +202,8 @@ def test_stream_benchmark_prints_both_checkouts():
         timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     rows = [line for line in out.stdout.splitlines()
-            if line.startswith('| tiny | this checkout') or
-            line.startswith('| tiny | against')]
+            if line.startswith('| vheat-t | this checkout') or
+            line.startswith('| vheat-t | against')]
     assert len(rows) == 2
     for row in rows:
         cells = [c.strip() for c in row.strip('|').split('|')]
@@ -221,7 +221,7 @@ def test_dct_benchmark_tables(tmp_path, capsys):
         f'{REPO_ROOT}/tools/analysis_tools/benchmark_dct.py')
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    tool.main(['--sizes', '12', '9x20', '--models', '--channels', '4',
+    tool.main(['--sizes', '12', '9x20', '--cases', '--channels', '4',
                '--impls', 'matmul', 'split', 'fft', '--repeat', '2',
                '--runs', '1', '--out-dir', str(tmp_path)])
     out = capsys.readouterr().out
@@ -233,7 +233,7 @@ def test_dct_benchmark_tables(tmp_path, capsys):
     assert set(res['filter']) == {'12x12', '9x20'}
     assert all(len(v) == 2 for v in res['filter']['9x20']['repeats'].values())
     assert (tmp_path / 'results.md').read_text().strip() == out.strip()
-    tool.main(['--depth-sweep', '2', '--sizes', '16', '--models',
+    tool.main(['--depth-sweep', '2', '--sizes', '16', '--cases',
                '--channels', '4', '--repeat', '1', '--runs', '1',
                '--out-dir', str(tmp_path)])
     out = capsys.readouterr().out

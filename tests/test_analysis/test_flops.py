@@ -119,7 +119,25 @@ def test_cli_prints_table_with_the_papers_figures():
         cells = [c.strip() for c in row.strip('|').split('|')]
         assert cells[:3] == ['vHeat-T (ImageNet)', '224x224', form]
         assert cells[3] == '30.85' and cells[5] == '29' and cells[7] == '4.6'
-    assert 'the DCT as dense products (the paper convention' in out
+        assert cells[9] == 'hco_impl split'  # the model's default
+    assert 'split: the DCT as the even/odd split does it' in out
+    assert "The paper's dense DCT count: --hco-impl matmul." in out
+
+
+def test_cli_counts_other_model_specs():
+    """--models takes the benchmark's specs: a vHeat spec's :IMPL picks
+    the implementation (the paper's dense count), and Swin-T is counted
+    once (it has no deployed form)."""
+    out = _get_flops('--models', 'vheat-t:matmul', 'swin-t', '--sizes',
+                     '64', '--forms', 'deploy', 'train')
+    rows = _table_rows(out)
+    assert [r[:3] for r in rows] == [
+        ['vHeat-T (ImageNet)', '64x64', 'deploy'],
+        ['vHeat-T (ImageNet)', '64x64', 'train'],
+        ['Swin-T (ImageNet)', '64x64', '-']]
+    assert rows[0][9] == 'hco_impl matmul' and rows[2][9] == ''
+    assert float(rows[2][3]) > 25  # Swin-T's 28M parameters
+    assert 'matmul: the DCT as dense products (the paper convention)' in out
 
 
 def test_cli_counts_only_the_config_it_is_given():
@@ -155,18 +173,20 @@ def _tool():
 def test_cli_arguments_and_their_old_spellings():
     tool = _tool()
     args = tool.parse_args([])
-    assert args.config is None and args.models == ['tiny', 'small', 'base']
-    assert args.sizes == [224]
+    assert args.config is None
+    assert args.models == ['vheat-t', 'vheat-s', 'vheat-b']
+    assert args.sizes == [224] and args.hco_impl is None
     args = tool.parse_args(['cfg.py'])
     assert args.config == 'cfg.py' and args.models is None
-    args = tool.parse_args(['cfg.py', '--models', 'small'])
-    assert args.config == 'cfg.py' and args.models == ['small']
-    new = tool.parse_args(['--models', 'tiny', 'base', '--sizes', '224',
-                           '512'])
+    args = tool.parse_args(['cfg.py', '--models', 'vheat-s'])
+    assert args.config == 'cfg.py' and args.models == ['vheat-s']
+    new = tool.parse_args(['--models', 'vheat-t', 'vheat-b', '--sizes',
+                           '224', '512'])
     old = tool.parse_args(['--archs', 'tiny', 'base', '--resolutions', '224',
                            '512'])
     assert vars(new) == vars(old)
-    assert new.models == ['tiny', 'base'] and new.sizes == [224, 512]
+    assert new.models == ['vheat-t', 'vheat-b'] and new.sizes == [224, 512]
+    assert tool.parse_args(['--models', 'small']).models == ['vheat-s']
     assert vars(tool.parse_args(['--config', 'cfg.py'])) == vars(
         tool.parse_args(['cfg.py']))
     with pytest.raises(SystemExit):

@@ -63,12 +63,12 @@ def test_cli_errors(tmp_path):
     out = str(tmp_path / 'x.pt2')
     res = run_tool(DET_CONFIG, '--out', out)
     assert res.returncode == 1
-    assert 'pytorch2aoti: error: pytorch2aoti compiles classifiers, ' \
+    assert 'pytorch2aoti.py: error: pytorch2aoti compiles classifiers, ' \
         'UperNet and backbones; for the whole Mask R-CNN use ' \
         'pytorch2onnx.py' in res.stderr
     res = run_tool('nowhere.py', '--out', out)
     assert res.returncode == 1
     assert 'config file not found: nowhere.py' in res.stderr
     res = run_tool(CLS_CONFIG, '--out', out, '--batch', '0')
-    assert 'pytorch2aoti: error: --batch must be >= 1, got 0' in res.stderr
+    assert 'pytorch2aoti.py: error: --batch must be >= 1, got 0' in res.stderr
     assert not os.path.exists(out)

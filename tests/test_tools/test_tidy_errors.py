@@ -261,3 +261,135 @@ def test_tools_add_the_hook_to_a_config_without_it(ws):
     full = load_config(cfg)
     assert [h['type'] for h in full.custom_hooks].count(
         'mmvheat.StrictLoadHook') == 1
+
+
+# Every tool, given bad input: one line saying what was wrong and what was
+# expected, a non-zero exit, no traceback. {cfg} is the tiny classifier
+# config, {det} the demo Mask R-CNN config, {text} a text file where a
+# checkpoint (or an ONNX file) belongs, {img} an image, {tmp} the scratch
+# folder, {data} the tiny ImageNet folder, {good} a fitting checkpoint.
+DET_DEMO = 'configs/demo/mask-rcnn_vheat-demo_fpn_4xb4_shapes-coco.py'
+MISSING_CONFIG = {
+    'tools/train.py': [],
+    'tools/analysis_tools/get_flops.py': [],
+    'tools/analysis_tools/visualize_heat.py': ['--img', '{img}'],
+    'tools/analysis_tools/draw_predictions.py': None,  # task first
+    'tools/deployment/benchmark_detector.py': [],
+    'tools/deployment/int8_report.py': ['{good}'],
+    'tools/deployment/pytorch2aoti.py': ['--out', '{tmp}/x.pt2'],
+    'tools/deployment/pytorch2onnx.py': ['--out', '{tmp}/x.onnx'],
+    'tools/deployment/test_onnx.py': ['{tmp}/x.onnx'],
+}
+UNREADABLE_CHECKPOINT = {
+    'tools/analysis_tools/visualize_heat.py': [
+        '{cfg}', '{text}', '--img', '{img}', '--out-dir', '{tmp}/vis',
+        '--figures', 'conductivity'],
+    'tools/analysis_tools/draw_predictions.py': [
+        'cls', '{cfg}', '{text}', '--data-root', '{data}', '--out-dir',
+        '{tmp}/draw'],
+    'tools/deployment/benchmark_detector.py': [DET_DEMO, '{text}',
+                                               '--out-dir', '{tmp}/det'],
+    'tools/deployment/int8_report.py': ['{cfg}', '{text}', '--out-dir',
+                                        '{tmp}/int8'],
+    'tools/deployment/pytorch2aoti.py': ['{cfg}', '{text}', '--out',
+                                         '{tmp}/x.pt2'],
+    'tools/deployment/pytorch2onnx.py': ['{cfg}', '{text}', '--out',
+                                         '{tmp}/x.onnx'],
+    # an ONNX file that is not one
+    'tools/deployment/test_onnx.py': ['{cfg}', '{text}'],
+}
+# (tool, argv, exit status, what the error line says)
+BAD_OPTIONS = [
+    ('tools/analysis_tools/get_flops.py', ['{cfg}', '--shape', '0', '0'], 2,
+     'argument --shape: expected a positive integer, got 0'),
+    ('tools/analysis_tools/visualize_heat.py',
+     ['{cfg}', '--img', '{img}', '--shape', '1', '2', '3'], 2,
+     '--shape takes one size (the shorter side'),
+    ('tools/deployment/benchmark_detector.py', [DET_DEMO, '--shape', '800'],
+     2, 'argument --shape: expected 2 arguments'),
+    ('tools/deployment/pytorch2onnx.py',
+     ['{cfg}', '--out', '{tmp}/x.onnx', '--shape', '-3', '64'], 2,
+     'argument --shape: expected a positive integer, got -3'),
+    ('tools/deployment/pytorch2aoti.py',
+     ['{cfg}', '--out', '{tmp}/x.pt2', '--shape', '16', '16'], 1,
+     '(16, 16) is too small'),
+    ('tools/analysis_tools/benchmark_dct.py', ['--sizes', '0x4'], 2,
+     "a size is N or HxW (positive ints), got '0x4'"),
+    ('tools/analysis_tools/get_flops.py', ['--models', 'resnet-50'], 2,
+     "unknown model 'resnet-50'; expected vheat-{t,s,b}[:IMPL]"),
+    ('tools/analysis_tools/benchmark_stream.py', ['--models', 'swin-t'], 2,
+     "this tool runs vheat-{t,s,b} models (not :reference), got 'swin-t'"),
+]
+
+
+@pytest.fixture(scope='module')
+def paths(ws):
+    tmp, cfg = ws
+    img = tmp / 'image.png'
+    if not img.exists():
+        import cv2
+        import numpy as np
+        cv2.imwrite(str(img), np.full((40, 56, 3), 128, np.uint8))
+    return dict(cfg=cfg, tmp=tmp, img=img, text=tmp / 'text.pth',
+                good=tmp / 'good.pth', data=tmp / 'imagenet')
+
+
+def _fill(args, paths):
+    return [a.format(**{k: str(v) for k, v in paths.items()})
+            for a in args]
+
+
+def error_line(prog, out, err):
+    """The one line saying what went wrong (argparse's usage line may come
+    before it), and no traceback."""
+    assert 'Traceback' not in out + err, (out + err)[-3000:]
+    lines = [line for line in err.splitlines()
+             if line.startswith(f'{prog}: error: ')]
+    assert len(lines) == 1, (out + err)[-3000:]
+    return lines[0]
+
+
+@pytest.mark.parametrize('path', list(MISSING_CONFIG))
+def test_missing_config_is_one_line(paths, path):
+    missing = str(paths['tmp'] / 'no_such_config.py')
+    rest = MISSING_CONFIG[path]
+    if rest is None:  # draw_predictions: TASK CONFIG CHECKPOINT
+        args = ['cls', missing, '{good}', '--data-root', '{data}',
+                '--out-dir', '{tmp}/draw']
+    else:
+        args = [missing] + rest
+    rc, out, err = tool(path, *_fill(args, paths))
+    assert rc == 1
+    line = error_line(osp.basename(path), out, err)
+    assert line.endswith(f'config file not found: {missing}'), line
+
+
+@pytest.mark.parametrize('path', list(UNREADABLE_CHECKPOINT))
+def test_unreadable_checkpoint_is_one_line(paths, path):
+    """A text file where the weights belong: named, with what was
+    expected of it (visualize_heat.py printed a traceback before)."""
+    rc, out, err = tool(path, *_fill(UNREADABLE_CHECKPOINT[path], paths))
+    assert rc == 1
+    line = error_line(osp.basename(path), out, err)
+    text = str(paths['text'])
+    if 'test_onnx' in path:
+        assert f'could not read {text} as an ONNX file' in line
+    else:
+        assert f'could not read {text} as a torch checkpoint' in line
+        assert "not in torch's zip format" in line
+
+
+@pytest.mark.parametrize('path,args,status,says', BAD_OPTIONS)
+def test_bad_option_is_one_line(paths, path, args, status, says):
+    rc, out, err = tool(path, *_fill(args, paths))
+    assert rc == status
+    assert says in error_line(osp.basename(path), out, err)
+
+
+def test_expected_errors_include_the_deployment_error_once_imported():
+    """run_tool reports the deployment code's DeployError as one line
+    (once a tool has imported that code; importing it is the tool's
+    choice)."""
+    from mmvheat.deployment import DeployError
+    from mmvheat.utils.runner import expected_errors
+    assert DeployError in expected_errors()

@@ -179,13 +179,51 @@ def trained(workspace):
 @pytest.mark.slow
 @pytest.mark.parametrize('task', list(TASKS))
 def test_train_then_test(workspace, trained, task):
+    """--out is one .pkl file in every library; --out-dir writes a
+    segmentor's masks as PNG files."""
     tmp, configs = workspace
     metric = TASKS[task][4]
-    out = tmp / f'{task}_preds' if task == 'seg' else tmp / f'{task}.pkl'
+    out = tmp / f'{task}.pkl'
+    masks = ['--out-dir', tmp / 'seg_masks'] if task == 'seg' else []
     log = run(sys.executable, 'tools/test.py', configs[task], trained[task],
-              '--work-dir', tmp / f'test_{task}', '--out', out)
+              '--work-dir', tmp / f'test_{task}', '--out', out, *masks)
     assert re.search(re.escape(metric) + r':\s*[-\d.]+', log), log[-3000:]
-    assert osp.exists(out)
+    assert osp.isfile(out)
+    if masks:
+        assert any(f.endswith('.png') for f in os.listdir(masks[1]))
+
+
+def test_test_out_is_one_file_and_out_dir_seg_masks():
+    """tools/test.py's --out takes a .pkl file whatever the library (a
+    folder is --out-dir, for a segmentor's masks)."""
+    import importlib.util
+
+    from mmengine.config import Config
+
+    from mmvheat.utils import ToolError
+    spec = importlib.util.spec_from_file_location(
+        'test_tool', osp.join(ROOT, 'tools', 'test.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+
+    def cfg(scope, metric):
+        return Config(dict(default_scope=scope,
+                           test_evaluator=dict(type=metric)))
+
+    seg = cfg('mmseg', 'IoUMetric')
+    with pytest.raises(ToolError, match='use --out-dir DIR'):
+        tool.add_result_dump(seg, 'preds')
+    tool.add_mask_output(seg, 'masks')
+    assert seg.test_evaluator.output_dir == 'masks'
+    tool.add_result_dump(seg, 'preds.pkl')
+    assert [e['type'] for e in seg.test_evaluator] == ['IoUMetric',
+                                                      'DumpResults']
+    det = cfg('mmdet', 'CocoMetric')
+    tool.add_result_dump(det, 'preds.pkl')
+    assert det.test_evaluator[1]['type'] == 'DumpDetResults'
+    with pytest.raises(ToolError, match='--out-dir writes the predicted '
+                       'masks of a segmentation'):
+        tool.add_mask_output(cfg('mmpretrain', 'Accuracy'), 'masks')
 
 
 @pytest.mark.slow

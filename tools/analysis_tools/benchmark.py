@@ -58,19 +58,26 @@ import os.path as osp
 import subprocess
 import sys
 
+from mmvheat.analysis.specs import ALL_MODELS, add_models_arg, expand_models
+from mmvheat.utils import (
+    add_debug_arg,
+    add_out_dir_arg,
+    add_sizes_arg,
+    hidden_alias,
+    positive_int,
+    run_tool,
+)
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_MODELS = ['vheat-t:reference', 'vheat-t', 'swin-t', 'convnext-t']
-ALL_MODELS = [f'vheat-{s}:{i}' for s in 'tsb'
-              for i in ('reference', 'matmul', 'split', 'fft')
-              ] + [f'{f}-{s}' for f in ('swin', 'convnext') for s in 'tsb']
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Benchmark vHeat (each HCO implementation), Swin and '
         'ConvNeXt: throughput, latency, peak memory.')
-    parser.add_argument('--models', nargs='+', default=DEFAULT_MODELS,
-                        help="model specs, or 'all' (default: %(default)s)")
+    add_models_arg(parser, DEFAULT_MODELS, "models to time, or 'all' "
+                   f"(default: {' '.join(DEFAULT_MODELS)})")
     parser.add_argument('--modes', nargs='+', default=['infer'],
                         choices=['infer', 'train'],
                         help="'infer': forward without autograd; 'train': "
@@ -79,12 +86,11 @@ def parse_args(argv=None):
     parser.add_argument('--dtypes', nargs='+', default=['fp32'],
                         choices=['fp32', 'fp16', 'bf16'],
                         help='fp16/bf16 run under autocast')
-    parser.add_argument('--sizes', nargs='+', type=int,
-                        default=[224, 384, 512, 768, 1024],
-                        help='square input sizes; vHeat is built with '
-                        'img_size equal to each (default: %(default)s)')
-    parser.add_argument('--resolutions', dest='sizes', nargs='+', type=int,
-                        default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    add_sizes_arg(parser, [224, 384, 512, 768, 1024],
+                  'square input sizes; vHeat is built with img_size equal '
+                  'to each (default: %(default)s)')
+    hidden_alias(parser, '--resolutions', dest='sizes', nargs='+',
+                 type=positive_int)
     parser.add_argument('--batch-sizes', nargs='+', default=['auto'],
                         help="ints, or 'auto': 8 at 224 scaled by 224^2 / "
                         'R^2 (at least 1) on CPU, 64 likewise on CUDA')
@@ -113,9 +119,8 @@ def parse_args(argv=None):
                         'inference fp32)')
     parser.add_argument('--threads', type=int, default=None,
                         help='torch CPU threads (default: torch decides)')
-    parser.add_argument('--out-dir', default='work_dirs/benchmark',
-                        help='where results.json, results.csv and '
-                        'benchmark.png go (default: %(default)s)')
+    add_out_dir_arg(parser, 'work_dirs/benchmark', 'results.json, '
+                    'meta.json, results.csv and benchmark.png')
     parser.add_argument('--repeat', type=int, default=1,
                         help='run the whole sweep this many times, '
                         'interleaved, and report per configuration the '
@@ -131,25 +136,21 @@ def parse_args(argv=None):
     parser.add_argument('--timeout', type=int, default=1800,
                         help='seconds per configuration')
     parser.add_argument('--worker', help=argparse.SUPPRESS)
+    add_debug_arg(parser)
     args = parser.parse_args(argv)
-    if args.models == ['all']:
-        args.models = ALL_MODELS
-    from mmvheat.analysis.benchmark import parse_spec
-    for spec in args.models:
+    args.models = expand_models(args.models, ALL_MODELS)
+    if args.batch_sizes != ['auto']:
         try:
-            parse_spec(spec)
-        except ValueError as e:
-            parser.error(str(e))
+            args.batch_sizes = [positive_int(b) for b in args.batch_sizes]
+        except argparse.ArgumentTypeError:
+            parser.error("--batch-sizes takes positive ints or 'auto', got "
+                         f"{' '.join(args.batch_sizes)}")
     return args
 
 
 def batch_sizes(args, resolution: int) -> list:
     if args.batch_sizes != ['auto']:
-        try:
-            return [int(b) for b in args.batch_sizes]
-        except ValueError:
-            sys.exit(f"--batch-sizes takes ints or 'auto', got "
-                     f'{args.batch_sizes}')
+        return list(args.batch_sizes)
     base = 64 if args.device == 'cuda' else 8
     return [max(1, round(base * (224 / resolution)**2))]
 
@@ -185,7 +186,9 @@ def run_child(cfg: dict, timeout: int, root: str = ROOT) -> dict:
     for line in out.stdout.splitlines():
         if line.startswith('RESULT '):
             return json.loads(line[len('RESULT '):])
-    lines = (out.stderr or out.stdout).strip().splitlines()
+    # the last line of the error (not run_tool's hint on --debug)
+    lines = [line for line in (out.stderr or out.stdout).strip().splitlines()
+             if not line.startswith('(run with --debug')]
     return dict(error=lines[-1] if lines else f'exit code {out.returncode}')
 
 
@@ -488,4 +491,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_tool(main, 'benchmark.py'))

@@ -3,11 +3,11 @@ on maps of several sizes, and vHeat-T steps, in one process, interleaved.
 
     python tools/analysis_tools/benchmark_dct.py \\
         [--sizes 56 100 128 200 256 320 200x304] [--channels 96] \\
-        [--models deploy1024 det800x1216_tables det800x1216 train512] \\
+        [--cases deploy1024 det800x1216_tables det800x1216 train512] \\
         [--impls matmul split fft] [--repeat 3] [--runs 5] \\
         [--threads N] [--out-dir work_dirs/benchmark_dct]
-    python tools/analysis_tools/benchmark_dct.py --depth-sweep 3 \
-        --sizes 56 64 80 96 112 128 256 200x304 --models
+    python tools/analysis_tools/benchmark_dct.py --depth-sweep 3 \\
+        --sizes 56 64 80 96 112 128 256 200x304 --cases
 
 ``matmul`` is the dense products, ``split`` the default filter, the
 even/odd split (on axes the fixed rule splits), ``fft`` the FFT form (see
@@ -16,8 +16,10 @@ one for the models: milliseconds per call (median over ``--repeat`` repeats
 of the median of ``--runs`` calls), and each impl's speed-up over
 ``matmul`` as the
 median of the per-repeat ratios with their range. Writes ``results.json``
-and ``results.md`` into ``--out-dir``. Pass ``--models`` with no names (or
-``--sizes`` with none) to skip that table.
+and ``results.md`` into ``--out-dir``. Pass ``--cases`` with no names (or
+``--sizes`` with none) to skip that table. ``--cases`` was ``--models``
+before ``--models`` came to mean model specs in every tool; the old
+spelling still works.
 
 ``--grad`` times the filter's forward and backward (gradients of the map
 and the damping factors) instead of its forward without autograd.
@@ -45,36 +47,47 @@ from mmvheat.analysis.dct_benchmark import (
     table,
 )
 from mmvheat.ops import HCO_IMPLS, SPLIT_MIN_LENGTH
+from mmvheat.utils import (
+    add_debug_arg,
+    add_out_dir_arg,
+    add_sizes_arg,
+    hidden_alias,
+    run_tool,
+)
 
 
 def parse_size(text: str):
+    """argparse ``type``: ``N`` or ``HxW``, positive ints -> (H, W)."""
     h, _, w = text.partition('x')
     try:
-        return int(h), int(w or h)
+        size = int(h), int(w or h)
     except ValueError:
+        size = (0, 0)
+    if min(size) < 1:
         raise argparse.ArgumentTypeError(
-            f'a size is N or HxW, got {text!r}') from None
+            f'a size is N or HxW (positive ints), got {text!r}')
+    return size
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Benchmark the HCO DCT implementations (filter alone '
         'and vHeat-T steps), interleaved in one process.')
-    parser.add_argument('--sizes', nargs='*', type=parse_size,
-                        default=[parse_size(s) for s in (
-                            '56', '100', '128', '200', '256', '320',
-                            '200x304')],
-                        help='filter map sizes, N or HxW; none: skip the '
-                        'filter table')
+    add_sizes_arg(parser, [parse_size(s) for s in (
+        '56', '100', '128', '200', '256', '320', '200x304')],
+        'filter map sizes, N or HxW; none: skip the filter table',
+        type=parse_size, nargs='*', metavar='N|HxW')
     parser.add_argument('--channels', type=int, default=96,
                         help='channels of the filter maps (default: '
                         '%(default)s)')
     parser.add_argument('--batch', type=int, default=1,
                         help='filter batch (default: %(default)s)')
-    parser.add_argument('--models', nargs='*', default=list(MODEL_CASES),
+    parser.add_argument('--cases', nargs='*', default=list(MODEL_CASES),
                         choices=MODEL_CASES,
                         help='vHeat-T step cases to time; none: skip the '
                         'model table (default: all)')
+    hidden_alias(parser, '--models', dest='cases', nargs='*',
+                 choices=MODEL_CASES)
     parser.add_argument('--impls', nargs='+',
                         default=['matmul', 'split'],
                         choices=HCO_IMPLS,
@@ -94,9 +107,9 @@ def parse_args(argv=None):
                         '%(default)s)')
     parser.add_argument('--threads', type=int,
                         help='torch threads (default: torch default)')
-    parser.add_argument('--out-dir', default='work_dirs/benchmark_dct',
-                        help='where results.json and results.md go '
-                        '(default: %(default)s)')
+    add_out_dir_arg(parser, 'work_dirs/benchmark_dct',
+                    'results.json and results.md')
+    add_debug_arg(parser)
     return parser.parse_args(argv)
 
 
@@ -138,8 +151,8 @@ def main(argv=None):
         lines += ['', f'Heat filter (DCT, damp, IDCT){grad}, {how}fp32, batch '
                   f'{args.batch}, {args.channels} channels:', '']
         lines += table(res, args.impls, pairs)
-    if args.models:
-        cases = {name: model_case(name) for name in args.models}
+    if args.cases:
+        cases = {name: model_case(name) for name in args.cases}
         res = run_cases(cases, args.impls, args.repeat, args.runs, log)
         out['models'] = res
         lines += ['', 'vHeat-T, fp32:', ''] + table(res, args.impls, pairs)
@@ -153,4 +166,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_tool(main, 'benchmark_dct.py'))

@@ -15,6 +15,7 @@ import argparse
 import glob
 import os
 import os.path as osp
+import sys
 
 import numpy as np
 
@@ -23,13 +24,20 @@ from mmvheat.analysis.visualization.panels import (
     classification_panel,
     segmentation_panel,
 )
-from mmvheat.utils import ignore_pkg_resources_deprecation
+from mmvheat.utils import (
+    add_debug_arg,
+    add_out_dir_arg,
+    ignore_pkg_resources_deprecation,
+    positive_int,
+    require_file,
+    run_tool,
+)
 
 
 def _files(pattern: str, what: str) -> list:
     files = sorted(glob.glob(pattern))
     if not files:
-        raise SystemExit(f'error: no {what} found ({pattern})')
+        raise FileNotFoundError(f'no {what} found ({pattern})')
     return files
 
 
@@ -50,7 +58,7 @@ def draw_segmentation(config: str, checkpoint: str, data_root: str,
         label = cv2.imread(osp.join(data_root, 'annotations', 'validation',
                                     name + '.png'), cv2.IMREAD_UNCHANGED)
         if label is None:
-            raise SystemExit(f'error: no annotation for {path}')
+            raise FileNotFoundError(f'no annotation for {path}')
         # reduce_zero_label: 0 ("other") -> ignored, k -> k - 1
         gt = np.where(label == 0, IGNORE_INDEX, label.astype(np.int64) - 1)
         result = inference_model(model, path)
@@ -90,22 +98,21 @@ def main(argv=None) -> list:
     parser.add_argument('checkpoint', help='weights of the model')
     parser.add_argument('--data-root', required=True,
                         help='the dataset folder of the task')
-    parser.add_argument('--out-dir', required=True,
-                        help='where the panels (TASK_NN.png) go')
-    parser.add_argument('--num', type=int, default=4,
+    add_out_dir_arg(parser, None, 'the panels (TASK_NN.png)', required=True)
+    parser.add_argument('--num', type=positive_int, default=4,
                         help='validation images to draw (default: '
                         '%(default)s)')
-    parser.add_argument('--height', type=int, default=256,
+    parser.add_argument('--height', type=positive_int, default=256,
                         help='panel height in pixels (text is drawn at it)')
     parser.add_argument('--min-confidence', type=float, default=0.5,
                         help='seg: leave predictions below it uncoloured')
+    add_debug_arg(parser)
     args = parser.parse_args(argv)
     ignore_pkg_resources_deprecation()
-    for path, what in [(args.config, 'config'),
-                       (args.checkpoint, 'checkpoint'),
-                       (args.data_root, 'data root')]:
-        if not osp.exists(path):
-            raise SystemExit(f'error: {what} not found: {path}')
+    require_file(args.config, 'config file')
+    require_file(args.checkpoint, 'checkpoint file')
+    if not osp.isdir(args.data_root):
+        raise FileNotFoundError(f'data root not found: {args.data_root}')
     if args.task == 'seg':
         panels = draw_segmentation(args.config, args.checkpoint,
                                    args.data_root, args.num, args.height,
@@ -124,4 +131,4 @@ def main(argv=None) -> list:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_tool(main, 'draw_predictions.py'))

@@ -32,6 +32,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmengine.config import DictAction
 
+from mmvheat.utils import (
+    ToolError,
+    add_debug_arg,
+    add_out_dir_arg,
+    hidden_alias,
+    run_tool,
+)
+
 FIGURES = ('impulse', 'conductivity', 'features', 'erf')
 DEFAULT_POINTS = ('0.5,0.5', '0.2,0.2', '0.0,0.5')
 
@@ -61,9 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help='weights (any vHeat format); omitted: random init')
     parser.add_argument('--img', required=True, help='input image')
-    parser.add_argument('--out-dir',
-                        default='work_dirs/visualize_heat',
-                        help='where to write the PNG files')
+    add_out_dir_arg(parser, 'work_dirs/visualize_heat', 'the PNG files')
     parser.add_argument(
         '--shape',
         type=int,
@@ -71,9 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[224],
         help='input size: one int is the shorter side, aspect kept (0: keep '
         'the image size); two ints a fixed H W. Defaults to 224')
-    # the older spelling
-    parser.add_argument('--img-size', dest='shape', type=int, nargs='+',
-                        default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    hidden_alias(parser, '--img-size', dest='shape', type=int, nargs='+')
     parser.add_argument(
         '--blocks',
         nargs='+',
@@ -142,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs='+',
         action=DictAction,
         help='override config settings, e.g. model.backbone.img_size=256')
+    add_debug_arg(parser)
     return parser
 
 
@@ -178,6 +183,9 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, str]:
     args = parser.parse_args(argv)
     from mmvheat.utils import ignore_pkg_resources_deprecation
     ignore_pkg_resources_deprecation()
+    if len(args.shape) > 2 or min(args.shape) < 0:
+        parser.error('--shape takes one size (the shorter side, 0: the '
+                     f'image\'s own) or H W, got {args.shape}')
     if not osp.isfile(args.img):
         parser.error(f'image file not found: {args.img}')
     if args.checkpoint is not None and not osp.isfile(args.checkpoint):
@@ -189,10 +197,13 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, str]:
     from mmvheat.utils import load_config
 
     cfg = load_config(args.config, args.cfg_options)
-    backbone = vis.build_vheat_backbone(cfg,
-                                        args.checkpoint,
-                                        args.device,
-                                        seed=args.seed)
+    try:
+        backbone = vis.build_vheat_backbone(cfg,
+                                            args.checkpoint,
+                                            args.device,
+                                            seed=args.seed)
+    except ValueError as err:  # no vHeat backbone in the config
+        raise ToolError(f'{args.config}: {err}') from err
     depths, dims = list(backbone.depths), list(backbone.dims)
     try:
         blocks = (vis.parse_block_ids(args.blocks, depths)
@@ -275,4 +286,4 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, str]:
 
 
 if __name__ == '__main__':
-    main(sys.argv[1:])
+    sys.exit(run_tool(main, 'visualize_heat.py'))

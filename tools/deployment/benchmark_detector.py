@@ -2,8 +2,8 @@
 file in ONNX Runtime, fp32 and int8 (dynamic quantization), one image.
 
     python tools/deployment/benchmark_detector.py CONFIG [CHECKPOINT]
-        [--shape 800 1333] [--repeat 3] [--threads N] [--work-dir DIR]
-        [--no-int8] [--random-heads]
+        [--shape 800 1333] [--repeat 3] [--threads N] [--out-dir DIR]
+        [--no-int8] [--random-heads] [--reuse]
 
 The image is a random (H, W) input already resized and normalised, padded
 to a multiple of 32 as the data preprocessor pads it: preprocessing
@@ -17,30 +17,54 @@ warm-up run. Without a checkpoint the model is randomly initialised;
 unit gain, and the heads' biases, so that many boxes
 pass the score threshold (``max_per_img`` detections reach the mask head,
 the full post-processing load) instead of mmdet's init, whose near-uniform
-class scores leave no detections.
+class scores leave no detections. The .onnx files go into ``--out-dir``
+(``--work-dir`` is its older spelling).
 """
 import argparse
 import os
 import os.path as osp
 import statistics
+import sys
 import time
+
+from mmvheat.utils import (
+    add_debug_arg,
+    add_out_dir_arg,
+    add_shape_arg,
+    positive_int,
+    require_file,
+    run_tool,
+)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('config')
-    parser.add_argument('checkpoint', nargs='?')
-    parser.add_argument('--shape', nargs=2, type=int, default=[800, 1333],
-                        metavar=('H', 'W'))
-    parser.add_argument('--repeat', type=int, default=3)
-    parser.add_argument('--threads', type=int, default=None)
-    parser.add_argument('--work-dir', default='work_dirs/det_benchmark')
-    parser.add_argument('--no-int8', action='store_true')
-    parser.add_argument('--random-heads', action='store_true')
+    parser.add_argument('config', help='a Mask R-CNN config with a vHeat '
+                        'backbone')
+    parser.add_argument('checkpoint', nargs='?', help='checkpoint (without '
+                        'one the model is randomly initialised)')
+    add_shape_arg(parser, default=[800, 1333],
+                  help='image size before padding to a multiple of 32 '
+                  '(default: 800 1333)')
+    parser.add_argument('--repeat', type=positive_int, default=3,
+                        help='timed runs per column, interleaved (default: '
+                        '%(default)s)')
+    parser.add_argument('--threads', type=positive_int, default=None,
+                        help='torch and ONNX Runtime threads (default: '
+                        'torch decides)')
+    add_out_dir_arg(parser, 'work_dirs/det_benchmark',
+                    'the exported .onnx files', old=['--work-dir'])
+    parser.add_argument('--no-int8', action='store_true',
+                        help='leave out the int8 (dynamic quantization) '
+                        'column')
+    parser.add_argument('--random-heads', action='store_true',
+                        help='redraw the weights with unit gain so that '
+                        'many boxes pass the score threshold (see above)')
     parser.add_argument('--reuse', action='store_true',
                         help='reuse the files of an earlier run in '
-                        '--work-dir (same config and options) instead of '
+                        '--out-dir (same config and options) instead of '
                         'exporting again')
+    add_debug_arg(parser)
     return parser.parse_args(argv)
 
 
@@ -74,7 +98,7 @@ def main(argv=None):
     )
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = Config.fromfile(args.config)
+    cfg = Config.fromfile(require_file(args.config, 'config file'))
     model = build_deploy_model(cfg, args.checkpoint)
     if args.random_heads:
         unit_gain_(model)
@@ -84,8 +108,8 @@ def main(argv=None):
     image[:, :, :h, :w] = torch.randn(1, 3, h, w,
                                       generator=torch.Generator()
                                       .manual_seed(0))
-    os.makedirs(args.work_dir, exist_ok=True)
-    fp32 = osp.join(args.work_dir, 'mask_rcnn_fp32.onnx')
+    os.makedirs(args.out_dir, exist_ok=True)
+    fp32 = osp.join(args.out_dir, 'mask_rcnn_fp32.onnx')
     if not (args.reuse and osp.isfile(fp32)):
         start = time.perf_counter()
         graph = export_graph(model)
@@ -109,7 +133,7 @@ def main(argv=None):
     sessions = {'ONNX Runtime fp32': OnnxDetector(fp32, cfg,
                                                   threads=args.threads)}
     if not args.no_int8:
-        int8 = osp.join(args.work_dir, 'mask_rcnn_int8.onnx')
+        int8 = osp.join(args.out_dir, 'mask_rcnn_int8.onnx')
         if not (args.reuse and osp.isfile(int8)):
             quantize_onnx(fp32, int8)
         sessions['ONNX Runtime int8 (dynamic)'] = OnnxDetector(
@@ -141,4 +165,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_tool(main, 'benchmark_detector.py'))

@@ -1,7 +1,7 @@
 """Accuracy and speed of int8 dynamic quantization on a validation set.
 
     python tools/deployment/int8_report.py CONFIG CHECKPOINT
-        [--data-root DIR] [--work-dir DIR] [--repeat 3] [--threads N]
+        [--data-root DIR] [--out-dir DIR] [--repeat 3] [--threads N]
 
 For a classifier (top-1) or a segmentor (mIoU), runs the config's test
 dataloader through four models on the same normalised inputs: PyTorch fp32,
@@ -11,6 +11,8 @@ layers), ONNX Runtime fp32 (a dynamic export) and ONNX Runtime int8
 Prints the metric, the max logit drift against PyTorch fp32 (max |diff| /
 max |fp32 logit| over the set) and the throughput over the set (median of
 ``--repeat`` interleaved passes; the machine may be shared, so use ratios).
+The two .onnx files go into ``--out-dir`` (``--work-dir`` is its older
+spelling).
 """
 import argparse
 import os
@@ -19,17 +21,32 @@ import statistics
 import sys
 import time
 
+from mmvheat.utils import (
+    ToolError,
+    add_debug_arg,
+    add_out_dir_arg,
+    positive_int,
+    require_file,
+    run_tool,
+)
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('config')
-    parser.add_argument('checkpoint')
+    parser.add_argument('config', help='an mmpretrain classifier or mmseg '
+                        'UperNet config with a vHeat backbone')
+    parser.add_argument('checkpoint', help='its checkpoint')
     parser.add_argument('--data-root', help="override the test dataset's "
                         'data_root')
-    parser.add_argument('--work-dir', default='work_dirs/int8',
-                        help='where the .onnx files go')
-    parser.add_argument('--repeat', type=int, default=3)
-    parser.add_argument('--threads', type=int, default=None)
+    add_out_dir_arg(parser, 'work_dirs/int8', 'the fp32 and int8 .onnx files',
+                    old=['--work-dir'])
+    parser.add_argument('--repeat', type=positive_int, default=3,
+                        help='interleaved passes over the set (default: '
+                        '%(default)s)')
+    parser.add_argument('--threads', type=positive_int, default=None,
+                        help='torch and ONNX Runtime threads (default: '
+                        'torch decides)')
+    add_debug_arg(parser)
     return parser.parse_args(argv)
 
 
@@ -89,16 +106,17 @@ def main(argv=None):
     from mmvheat.utils.table import markdown_table
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = Config.fromfile(args.config)
-    model = build_deploy_model(cfg, args.checkpoint)
+    cfg = Config.fromfile(require_file(args.config, 'config file'))
+    model = build_deploy_model(cfg, require_file(args.checkpoint,
+                                                 'checkpoint file'))
     task = model.task
     if task not in ('classifier', 'segmentor'):
-        sys.exit(f'int8_report: {task} configs are not supported (classifier'
-                 ' or segmentor)')
+        raise ToolError(f'{task} configs are not supported (classifier or '
+                        'segmentor)')
     batches = load_batches(cfg, model, args.data_root)
-    os.makedirs(args.work_dir, exist_ok=True)
-    fp32_path = osp.join(args.work_dir, 'model_fp32.onnx')
-    int8_path = osp.join(args.work_dir, 'model_int8.onnx')
+    os.makedirs(args.out_dir, exist_ok=True)
+    fp32_path = osp.join(args.out_dir, 'model_fp32.onnx')
+    int8_path = osp.join(args.out_dir, 'model_int8.onnx')
     size = tuple(batches[0][0].shape[2:])
     export_onnx(export_graph(model), fp32_path, size, dynamic=True)
     quantize_onnx(fp32_path, int8_path)
@@ -142,4 +160,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_tool(main, 'int8_report.py'))

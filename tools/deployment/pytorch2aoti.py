@@ -27,6 +27,8 @@ import os.path as osp
 import sys
 import time
 
+from mmvheat.utils import add_debug_arg, add_shape_arg, require_file, run_tool
+
 TOLERANCE = 1e-4
 
 
@@ -40,9 +42,8 @@ def parse_args(argv=None):
                         'one the model is randomly initialised, with a '
                         'warning)')
     parser.add_argument('--out', required=True, help='output .pt2 file')
-    parser.add_argument('--shape', nargs=2, type=int, metavar=('H', 'W'),
-                        help='input size (>= 32), the only one the package '
-                        "takes; default: the backbone's img_size")
+    add_shape_arg(parser, help='input size (>= 32), the only one the package '
+                  "takes; default: the backbone's img_size")
     parser.add_argument('--batch', type=int, default=1,
                         help='batch the package takes (default: 1)')
     parser.add_argument('--normalize', action='store_true',
@@ -56,6 +57,7 @@ def parse_args(argv=None):
                         'the max relative error')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings')
+    add_debug_arg(parser)
     return parser.parse_args(argv)
 
 
@@ -78,7 +80,6 @@ def main(argv=None):
     args = parse_args(argv)
     from mmengine.config import Config
 
-    from mmvheat.checkpoint import CheckpointError
     from mmvheat.deployment import (
         DeployError,
         build_deploy_model,
@@ -88,32 +89,24 @@ def main(argv=None):
         load_aoti,
         preprocess_of,
     )
-    from mmvheat.download import DownloadError
-    try:
-        if args.shape:
-            check_size(args.shape, '--shape')
-        if args.batch < 1:
-            raise DeployError(f'--batch must be >= 1, got {args.batch}')
-        if not osp.isfile(args.config):
-            raise DeployError(f'config file not found: {args.config}')
-        cfg = Config.fromfile(args.config)
-        if args.cfg_options:
-            cfg.merge_from_dict(args.cfg_options)
-        model = build_deploy_model(cfg, args.checkpoint)
-        if model.task == 'detector' and not args.backbone_only:
-            raise DeployError(
-                'pytorch2aoti compiles classifiers, UperNet and backbones; '
-                'for the whole Mask R-CNN use pytorch2onnx.py, or add '
-                '--backbone-only')
-        size = check_size(args.shape or model.backbone.img_size, '--shape')
-        graph = export_graph(model, size, args.normalize,
-                             args.backbone_only)
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        start = time.perf_counter()
-        export_aoti(graph, args.out, size, args.batch)
-    except (DeployError, CheckpointError, DownloadError,
-            FileNotFoundError) as err:
-        sys.exit(f'pytorch2aoti: error: {err}')
+    if args.shape:
+        check_size(args.shape, '--shape')
+    if args.batch < 1:
+        raise DeployError(f'--batch must be >= 1, got {args.batch}')
+    cfg = Config.fromfile(require_file(args.config, 'config file'))
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    model = build_deploy_model(cfg, args.checkpoint)
+    if model.task == 'detector' and not args.backbone_only:
+        raise DeployError(
+            'pytorch2aoti compiles classifiers, UperNet and backbones; '
+            'for the whole Mask R-CNN use pytorch2onnx.py, or add '
+            '--backbone-only')
+    size = check_size(args.shape or model.backbone.img_size, '--shape')
+    graph = export_graph(model, size, args.normalize, args.backbone_only)
+    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    start = time.perf_counter()
+    export_aoti(graph, args.out, size, args.batch)
     print(f'wrote {args.out} ({graph.task}, {args.batch}x3x{size[0]}x'
           f'{size[1]}, {osp.getsize(args.out) / 2**20:.1f} MB) in '
           f'{time.perf_counter() - start:.0f} s')
@@ -128,4 +121,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_tool(main, 'pytorch2aoti.py'))

@@ -43,6 +43,14 @@ import os.path as osp
 import sys
 import time
 
+from mmvheat.utils import (
+    add_debug_arg,
+    add_shape_arg,
+    positive_int,
+    require_file,
+    run_tool,
+)
+
 TOLERANCE = 1e-4
 
 
@@ -58,10 +66,9 @@ def parse_args(argv=None):
                         'one the model is randomly initialised, with a '
                         'warning)')
     parser.add_argument('--out', required=True, help='output .onnx file')
-    parser.add_argument('--shape', nargs=2, type=int, metavar=('H', 'W'),
-                        help='input size (>= 32) of the example, and the '
-                        'only one a fixed file takes; default: the '
-                        "backbone's img_size")
+    add_shape_arg(parser, help='input size (>= 32) of the example, and the '
+                  'only one a fixed file takes; default: the '
+                  "backbone's img_size")
     parser.add_argument('--dynamic', action='store_true',
                         help='dynamic batch, H and W (tables computed in '
                         'the graph); default: fixed --shape with the '
@@ -80,10 +87,11 @@ def parse_args(argv=None):
     only.add_argument('--features-only', action='store_true',
                       help='Mask R-CNN: export backbone + FPN only (the '
                       'feature maps), not the whole detector')
-    parser.add_argument('--batch', type=int, default=1,
+    parser.add_argument('--batch', type=positive_int, default=1,
                         help='batch of the example (and of a fixed file)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings')
+    add_debug_arg(parser)
     return parser.parse_args(argv)
 
 
@@ -157,7 +165,6 @@ def main(argv=None):
     from mmengine.config import Config
     from mmengine.logging import print_log
 
-    from mmvheat.checkpoint import CheckpointError
     from mmvheat.deployment import (
         DeployError,
         build_deploy_model,
@@ -170,34 +177,27 @@ def main(argv=None):
         task_metadata,
         verify_sizes,
     )
-    from mmvheat.download import DownloadError
-    try:
-        check_opset(args.opset)
-        if args.shape:
-            check_size(args.shape, '--shape')
-        if not osp.isfile(args.config):
-            raise DeployError(f'config file not found: {args.config}')
-        cfg = Config.fromfile(args.config)
-        if args.cfg_options:
-            cfg.merge_from_dict(args.cfg_options)
-        model = build_deploy_model(cfg, args.checkpoint)
-        if args.features_only and model.task != 'detector':
-            raise DeployError(f'--features-only is for Mask R-CNN configs; '
-                              f'this is a {model.task} config (use '
-                              '--backbone-only for the backbone alone)')
-        size = check_size(args.shape or model.backbone.img_size, '--shape')
-        graph = export_graph(model, None if args.dynamic else size,
-                             args.normalize, args.backbone_only,
-                             args.features_only)
-        preprocess = preprocess_of(model)
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        start = time.perf_counter()
-        export_onnx(graph, args.out, size, args.batch, args.dynamic,
-                    args.opset, {**metadata_for(args.normalize, preprocess),
-                                 **task_metadata(model, graph)})
-    except (DeployError, CheckpointError, DownloadError,
-            FileNotFoundError) as err:
-        sys.exit(f'pytorch2onnx: error: {err}')
+    check_opset(args.opset)
+    if args.shape:
+        check_size(args.shape, '--shape')
+    cfg = Config.fromfile(require_file(args.config, 'config file'))
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    model = build_deploy_model(cfg, args.checkpoint)
+    if args.features_only and model.task != 'detector':
+        raise DeployError(f'--features-only is for Mask R-CNN configs; '
+                          f'this is a {model.task} config (use '
+                          '--backbone-only for the backbone alone)')
+    size = check_size(args.shape or model.backbone.img_size, '--shape')
+    graph = export_graph(model, None if args.dynamic else size,
+                         args.normalize, args.backbone_only,
+                         args.features_only)
+    preprocess = preprocess_of(model)
+    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    start = time.perf_counter()
+    export_onnx(graph, args.out, size, args.batch, args.dynamic,
+                args.opset, {**metadata_for(args.normalize, preprocess),
+                             **task_metadata(model, graph)})
     task = graph.task
     where_normalised = ('inside the graph (raw pixels in)' if args.normalize
                         else 'expected from the caller (normalised RGB in)')
@@ -226,4 +226,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_tool(main, 'pytorch2onnx.py'))

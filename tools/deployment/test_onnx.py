@@ -25,6 +25,8 @@ import os.path as osp
 import sys
 import time
 
+from mmvheat.utils import add_debug_arg, positive_int, require_file, run_tool
+
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
@@ -38,11 +40,12 @@ def parse_args(argv=None):
                         help='override config settings')
     parser.add_argument('--out', help='also write the metrics to this JSON '
                         'file')
-    parser.add_argument('--threads', type=int, default=None,
+    parser.add_argument('--threads', type=positive_int, default=None,
                         help='ONNX Runtime intra-op threads')
-    parser.add_argument('--max-batches', type=int, default=None,
+    parser.add_argument('--max-batches', type=positive_int, default=None,
                         help='stop after this many batches (the metric is '
                         'then over those images only; for smoke tests)')
+    add_debug_arg(parser)
     return parser.parse_args(argv)
 
 
@@ -110,9 +113,25 @@ def evaluate(cfg, path: str, threads=None, max_batches=None) -> dict:
     )
     if not osp.isfile(path):
         raise DeployError(f'ONNX file not found: {path}')
-    task = check_file_fits_config(read_metadata(path), cfg, path)
+    from google.protobuf.message import DecodeError
+    try:
+        metadata = read_metadata(path)
+    except DecodeError as err:  # not an ONNX file, or a truncated one
+        raise DeployError(
+            f'could not read {path} as an ONNX file ({err}); export one '
+            'with tools/deployment/pytorch2onnx.py') from None
+    task = check_file_fits_config(metadata, cfg, path)
     check_test_data(cfg)
-    session = session_for(task, path, cfg, threads)
+    from onnxruntime.capi.onnxruntime_pybind11_state import (
+        Fail,
+        InvalidArgument,
+        InvalidGraph,
+        InvalidProtobuf,
+    )
+    try:
+        session = session_for(task, path, cfg, threads)
+    except (Fail, InvalidArgument, InvalidGraph, InvalidProtobuf) as err:
+        raise DeployError(f'ONNX Runtime cannot load {path}: {err}') from None
     init_default_scope(cfg.default_scope)
     loader = Runner.build_dataloader(cfg.test_dataloader)
     evaluator = Evaluator(cfg.test_evaluator)
@@ -136,16 +155,10 @@ def main(argv=None):
     args = parse_args(argv)
     from mmengine.config import Config
 
-    from mmvheat.deployment import DeployError
-    try:
-        if not osp.isfile(args.config):
-            raise DeployError(f'config file not found: {args.config}')
-        cfg = Config.fromfile(args.config)
-        if args.cfg_options:
-            cfg.merge_from_dict(args.cfg_options)
-        metrics = evaluate(cfg, args.file, args.threads, args.max_batches)
-    except DeployError as err:
-        sys.exit(f'test_onnx: error: {err}')
+    cfg = Config.fromfile(require_file(args.config, 'config file'))
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    metrics = evaluate(cfg, args.file, args.threads, args.max_batches)
     for key, value in metrics.items():
         print(f'{key}: {value}')
     if args.out:
@@ -155,4 +168,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_tool(main, 'test_onnx.py'))
