@@ -117,8 +117,8 @@ _WRAPPER = re.compile(r'(^|\.)_orig_mod\.')
 
 def strip_wrappers(weights: dict) -> 'OrderedDict[str, torch.Tensor]':
     """Keys without the prefixes wrappers add: a leading ``module.``
-    (DDP, DataParallel) and ``_orig_mod.`` anywhere (a ``torch.compile``d
-    model or submodule), in any nesting."""
+    (DDP, DataParallel) and ``_orig_mod.`` anywhere (a model or submodule
+    compiled with ``torch.compile``), in any nesting."""
     out = OrderedDict()
     for key, value in weights.items():
         key = _WRAPPER.sub(r'\1', key)
