@@ -31,9 +31,6 @@ import subprocess
 import sys
 
 NOT_RECORDED = 'not recorded'
-# the reason the docs test skips a command that names the retired filter
-RETIRED_DENSE = ('written with the filter names of the time: today\'s '
-                 'tools take `matmul` for `dense`')
 
 # The groups of results and what each result is. Paths are relative to the
 # results folder. ``note`` says how the result was produced; it comes from
@@ -272,12 +269,12 @@ PAGES = [
                  title='Training step (forward, backward, AdamW), fp32',
                  command='python tools/analysis_tools/benchmark.py '
                          '--models vheat-t:reference vheat-t:matmul swin-t '
-                         'convnext-t --modes train --resolutions 224 512'),
+                         'convnext-t --modes train --sizes 224 512'),
             dict(path='infer_bf16', title='Inference, bf16 autocast',
                  command='python tools/analysis_tools/benchmark.py '
                          '--models vheat-t:reference vheat-t:matmul swin-t '
                          'convnext-t --modes infer --dtypes bf16 '
-                         '--resolutions 224 1024'),
+                         '--sizes 224 1024'),
             dict(path='targets_224',
                  title='vHeat-T against the authors\' layout at 224 '
                        '(interleaved sweeps)'),
@@ -304,11 +301,11 @@ PAGES = [
             'git worktree add /tmp/prev d7a6935\n'
             'python tools/analysis_tools/benchmark.py --models '
             'vheat-t:reference vheat-t:matmul \\\n'
-            '    --against /tmp/prev --modes infer --resolutions 224 1024 '
+            '    --against /tmp/prev --modes infer --sizes 224 1024 '
             '--repeat 3\n'
             'python tools/analysis_tools/benchmark.py --models '
             'vheat-t:reference vheat-t:matmul \\\n'
-            '    --against /tmp/prev --modes train --resolutions 224 1024 '
+            '    --against /tmp/prev --modes train --sizes 224 1024 '
             '--repeat 3\n'
             '```'),
         results=[
@@ -331,7 +328,7 @@ PAGES = [
                  title='`torch.compile` against eager, 224',
                  command='python tools/analysis_tools/benchmark.py '
                          '--models vheat-t:matmul --compile both '
-                         '--dtypes fp32 bf16 --resolutions 224'),
+                         '--dtypes fp32 bf16 --sizes 224'),
             dict(path='core/stream.md',
                  title='A detection-style stream of image sizes',
                  command='python tools/analysis_tools/benchmark_stream.py '
@@ -344,10 +341,14 @@ PAGES = [
         name='dct',
         title='The even/odd split DCT',
         intro=(
-            'The default `matmul` filter against the same code with dense '
-            'products (`dense`) and the authors\' `conv1d` form '
-            '(`reference`), measured by `tools/analysis_tools/'
-            'benchmark_dct.py` in one process with interleaved repeats. Each '
+            'The even/odd split against the same code with dense products '
+            'and the authors\' `conv1d` form (`reference`), measured by '
+            '`tools/analysis_tools/benchmark_dct.py` in one process with '
+            'interleaved repeats. The rows keep the filter names of the '
+            'time: `matmul` was the split filter (today\'s `split`, then by '
+            'the split rule of the time), `dense` the dense products '
+            '(today\'s `matmul`); `reference` is no longer in the tool. The '
+            'commands below are written with today\'s names. Each '
             'cell is the median over the repeats of the median of the runs; '
             'the range is over the repeats. See [how the HCO is computed]'
             '(../hco.md) for the split itself. Ratios are the median of the '
@@ -360,23 +361,22 @@ PAGES = [
             dict(path='dct/filter',
                  title='The heat filter alone (DCT, damp, IDCT), no autograd',
                  command='python tools/analysis_tools/benchmark_dct.py '
-                         '--models --repeat 5 --runs 5'),
+                         '--cases --repeat 5 --runs 5'),
             dict(path='dct/filter_grad',
                  title='The heat filter, forward and backward',
                  command='python tools/analysis_tools/benchmark_dct.py '
-                         '--models --grad --repeat 5 --runs 3'),
+                         '--cases --grad --repeat 5 --runs 3'),
             dict(path='dct/filter_compile',
                  title='The heat filter, each form compiled',
                  command='python tools/analysis_tools/benchmark_dct.py '
-                         '--models --compile --repeat 3 --runs 5'),
+                         '--cases --compile --repeat 3 --runs 5'),
             dict(path='dct/models', title='vHeat-T cases',
                  command='python tools/analysis_tools/benchmark_dct.py '
                          '--sizes --repeat 5 --runs 3'),
             dict(path='dct/models_rerun', title='vHeat-T cases, measured '
                  'again without the reference',
                  command='python tools/analysis_tools/benchmark_dct.py '
-                         '--sizes --impls dense matmul --repeat 9 --runs 3',
-                 skip_test=RETIRED_DENSE),
+                         '--sizes --impls matmul split --repeat 9 --runs 3'),
             dict(path='dct/models_malloc',
                  title='vHeat-T cases with glibc told to keep freed memory',
                  note='Run with `MALLOC_MMAP_THRESHOLD_=4294967296 '
@@ -385,14 +385,12 @@ PAGES = [
                  command='MALLOC_MMAP_THRESHOLD_=4294967296 '
                          'MALLOC_TRIM_THRESHOLD_=68719476736 '
                          'python tools/analysis_tools/benchmark_dct.py '
-                         '--sizes --impls dense matmul --repeat 5 --runs 3',
-                 skip_test=RETIRED_DENSE),
+                         '--sizes --impls matmul split --repeat 5 --runs 3'),
             dict(path='dct/compile_1024',
                  title='Compiled vHeat-T at 1024, dense against split',
                  command='python tools/analysis_tools/benchmark.py --models '
-                         'vheat-t:dense vheat-t:matmul --compile on '
-                         '--resolutions 1024 --repeat 2',
-                 skip_test=RETIRED_DENSE),
+                         'vheat-t:matmul vheat-t:split --compile on '
+                         '--sizes 1024 --repeat 2'),
         ]),
     dict(
         name='deploy',
@@ -408,11 +406,11 @@ PAGES = [
             dict(path='deploy_224', title='224, batch 8',
                  command='python tools/analysis_tools/benchmark.py --models '
                          'vheat-t:matmul --backend pytorch onnxruntime '
-                         'onnxruntime-fixed --resolutions 224 --repeat 2'),
+                         'onnxruntime-fixed --sizes 224 --repeat 2'),
             dict(path='deploy_512', title='512, batch 2',
                  command='python tools/analysis_tools/benchmark.py --models '
                          'vheat-t:matmul --backend pytorch onnxruntime '
-                         'onnxruntime-fixed --resolutions 512 --repeat 2'),
+                         'onnxruntime-fixed --sizes 512 --repeat 2'),
         ]),
 ]
 
