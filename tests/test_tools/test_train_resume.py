@@ -94,11 +94,12 @@ def test_train_save_and_resume(train_config):
 
 
 def test_refuses_unknown_objects_clearly(tmp_path):
-    import argparse
+    import datetime
 
     from mmvheat.checkpoint import safe_torch_load
     path = tmp_path / 'evil.pth'
-    torch.save({'state_dict': {}, 'obj': argparse.Namespace(a=1)}, path)
+    # (timm's argparse.Namespace is allowlisted; a date is not)
+    torch.save({'state_dict': {}, 'obj': datetime.date(2026, 1, 1)}, path)
     with pytest.raises(RuntimeError, match='MMVHEAT_UNSAFE_LOAD=1'):
         safe_torch_load(str(path))
 
