@@ -13,7 +13,13 @@ from .detection import (
     check_mask_rcnn,
     mask_rcnn_test_cfg,
 )
-from .graph import MIN_INPUT_SIZE, MatmulAdaptiveAvgPool2d, exportable_backbone
+from .graph import (
+    EXPORT_MIN_SIZE,
+    MIN_INPUT_SIZE,
+    MatmulAdaptiveAvgPool2d,
+    exportable_backbone,
+    image_dims,
+)
 from .models import (
     TASKS,
     DeployError,
@@ -50,7 +56,8 @@ from .runtime import (
 )
 
 __all__ = [
-    'export_aoti', 'load_aoti', 'MIN_INPUT_SIZE', 'MIN_OPSET', 'SUPPORTED',
+    'export_aoti', 'load_aoti', 'EXPORT_MIN_SIZE', 'MIN_INPUT_SIZE',
+    'MIN_OPSET', 'SUPPORTED', 'image_dims',
     'TASKS', 'DeployError',
     'MaskRCNNGraph', 'MatmulAdaptiveAvgPool2d', 'Normalize', 'OnnxBackbone',
     'OnnxClassifier', 'OnnxDetector', 'OnnxModel', 'OnnxSegmentor',

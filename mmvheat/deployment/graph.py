@@ -4,21 +4,63 @@ The backbone itself exports: its ops build the DCT bases, decay maps and FVE
 resizes from the map's (symbolic) size with no Python-side shortcuts, so one
 file serves any input size. :func:`exportable_backbone` only decides whether
 the decay tables are baked in (a fixed input size) or computed in the graph
-(dynamic sizes). :class:`MatmulAdaptiveAvgPool2d` stands in for adaptive
+(dynamic sizes); :func:`image_dims` names the dynamic dims for
+``torch.export``. :class:`MatmulAdaptiveAvgPool2d` stands in for adaptive
 average pooling, whose exported form over a dynamic size ONNX Runtime cannot
 run (mmseg's PPM).
 """
 import copy
-from typing import Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn as nn
 
-__all__ = ['MIN_INPUT_SIZE', 'MatmulAdaptiveAvgPool2d', 'exportable_backbone',
-           'exportable_pooling']
+__all__ = ['EXPORT_MIN_SIZE', 'MIN_INPUT_SIZE', 'MatmulAdaptiveAvgPool2d',
+           'exportable_backbone', 'exportable_pooling', 'image_dims']
 
 # The smallest input side: stage 3 (stride 32) then has at least one cell.
 MIN_INPUT_SIZE = 32
+# The smallest side of a dynamic-shape torch.export (named dims): PyTorch's
+# shape reasoning treats a size that may be 1 as a case of its own (any
+# stride-32 convolution hits it), so every stage's map needs at least two
+# cells per side: ceil(side / 32) >= 2. A 32-pixel side exports with a
+# fixed size.
+EXPORT_MIN_SIZE = MIN_INPUT_SIZE + 1
+
+
+def image_dims(max_size: int = 4096,
+               min_size: int = EXPORT_MIN_SIZE,
+               max_batch: Optional[int] = None) -> Dict[int, object]:
+    """Named dynamic dims H and W (and B) of an images argument
+    (B, 3, H, W), for
+    ``torch.export.export(..., dynamic_shapes=(image_dims(), ))``.
+
+    Args:
+        max_size (int): Largest side. Defaults to 4096.
+        min_size (int): Smallest side, at least :data:`EXPORT_MIN_SIZE`
+            (33). Defaults to 33.
+        max_batch (int, optional): A dynamic batch ``Dim('B')`` from 1 to
+            this. Defaults to None (the example's batch only).
+
+    Returns:
+        dict: ``{2: Dim('H', ...), 3: Dim('W', ...)}`` (and ``0: Dim('B',
+        ...)``).
+    """
+    if min_size < EXPORT_MIN_SIZE:
+        raise ValueError(
+            f'a dynamic-shape torch.export of vHeat takes sides of at least '
+            f'{EXPORT_MIN_SIZE}, got min_size={min_size}: at 32 the '
+            'stride-32 map is one cell wide, a size PyTorch traces as a '
+            'case of its own; export 32 with a fixed size')
+    if max_size < min_size:
+        raise ValueError(f'max_size ({max_size}) must be >= min_size '
+                         f'({min_size})')
+    dim = torch.export.Dim
+    dims = {2: dim('H', min=min_size, max=max_size),
+            3: dim('W', min=min_size, max=max_size)}
+    if max_batch is not None:
+        dims[0] = dim('B', min=1, max=max_batch)
+    return dims
 
 
 def exportable_backbone(backbone: nn.Module,
@@ -32,9 +74,9 @@ def exportable_backbone(backbone: nn.Module,
             only: the copy is deployed for it
             (:meth:`~mmvheat.models.VHeat.switch_to_deploy`), so the decay
             tables are constants of the file. Defaults to None: the copy
-            computes them in the graph, for any size; its filter is the
-            dense products ('matmul'; the 'split' filter's rule reads the
-            map's lengths, which a dynamic graph does not know; same
+            computes them in the graph, for any size; its ``hco_impl`` is
+            the dense products ('matmul'; the 'split' filter's rule reads
+            the map's lengths, which a dynamic graph does not know; same
             outputs).
 
     Returns:
@@ -45,9 +87,7 @@ def exportable_backbone(backbone: nn.Module,
     if fixed_size is not None:
         backbone.switch_to_deploy(tuple(int(s) for s in fixed_size))
     elif backbone.hco_impl == 'split':
-        for stage in backbone.layers:
-            for block in stage:
-                block.op.impl = 'matmul'
+        backbone.hco_impl = 'matmul'
     return backbone
 
 

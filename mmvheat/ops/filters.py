@@ -11,7 +11,8 @@ chosen once, when it is built (``VHeat(hco_impl=...)``):
   :data:`~mmvheat.ops.split_dct.SPLIT_MIN_LENGTH` (256) long, on CPU
   tensors (:data:`~mmvheat.ops.split_dct.SPLIT_DEVICES`): half the
   multiply-adds there, plus memory-bound folds; dense products on shorter
-  axes and on other devices (not measured there). It changes nothing below
+  axes, on other devices (not measured there) and on lengths a
+  dynamic-shape trace knows only symbolically. It changes nothing below
   1024-pixel inputs.
 * ``'matmul'`` - always four dense matrix products on views
   (:func:`~mmvheat.ops.heat.separable_transform`).

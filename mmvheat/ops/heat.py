@@ -117,12 +117,19 @@ def separable_transform(x: torch.Tensor, basis_h: torch.Tensor,
     channel stride, so a channel slice of a wider tensor (the HCO's ``u``,
     half of its ``linear`` output) is read in place, without a copy. Then
     along H on the contiguous result, viewed as (B, H, W'*C).
+
+    The views go through (B*H*W, C) and flat forms, so that symbolic
+    shapes (``torch.export`` with named dims) only meet facts about H and W
+    together, which hold for every size: a direct (B*H, W, C) view of a
+    batch of one, or a split of W'*C into (W', C), makes the tracer guard
+    on H or W alone (``1 % H != 0``, ``(8 * W) % W == 0``) and demand
+    multiples of 32. Every step is a view, as before.
     """
     b, h, w, c = x.shape
     n, m = basis_h.shape[0], basis_w.shape[0]
-    x = torch.matmul(basis_w, x.reshape(b * h, w, c))  # (B*H, m, C)
-    x = torch.matmul(basis_h, x.reshape(b, h, m * c))  # (B, n, m*C)
-    return x.reshape(b, n, m, c)
+    x = torch.matmul(basis_w, x.flatten(0, 2).unflatten(0, (b * h, w)))
+    x = torch.matmul(basis_h, x.view(b, h, m * c))  # (B, n, m*C)
+    return x.view(-1).view(b * n * m, c).view(b, n, m, c)
 
 
 def dct2d(x: torch.Tensor) -> torch.Tensor:

@@ -33,6 +33,7 @@ rule of its length and device (:func:`split_depth`).
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
+from torch.fx.experimental.symbolic_shapes import is_concrete_int
 
 __all__ = [
     'SPLIT_DEVICES', 'SPLIT_MAX_DEPTH', 'SPLIT_MIN_LENGTH', 'AxisPlan',
@@ -43,7 +44,8 @@ __all__ = [
 # The fixed rule of the 'split' filter (the default), the same with and
 # without autograd: on a device of SPLIT_DEVICES, an axis at least
 # SPLIT_MIN_LENGTH long is split once; everything else takes the dense
-# products. Measured for whole vHeat-T models on a 2-core CPU (fp32,
+# products (so do lengths a dynamic-shape trace knows only symbolically).
+# Measured for whole vHeat-T models on a 2-core CPU (fp32,
 # tools/analysis_tools/benchmark.py, docs/benchmark/split_default and
 # split128_*): deployed inference at 1024 b1 (maps of 256) ran at 1.05,
 # 1.04 and 1.19x the dense throughput in three interleaved sweeps; at 512
@@ -97,8 +99,10 @@ def split_depth(n: int, device_type: str = 'cpu',
     :data:`SPLIT_MIN_LENGTH`), at most ``max_depth`` times (default
     :data:`SPLIT_MAX_DEPTH`); a part of odd length is split at most once
     more (its even half is not symmetric). A rule of the length and the
-    device only."""
-    if device_type not in SPLIT_DEVICES:
+    device only; a symbolic length (a dynamic-shape export or compile)
+    takes the dense products, with no guard on it."""
+    if device_type not in SPLIT_DEVICES or (
+            isinstance(n, torch.SymInt) and not is_concrete_int(n)):
         return 0
     min_length = SPLIT_MIN_LENGTH if min_length is None else min_length
     max_depth = SPLIT_MAX_DEPTH if max_depth is None else max_depth

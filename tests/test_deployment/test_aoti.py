@@ -49,6 +49,23 @@ def test_package_equals_pytorch(tmp_path):
 
 
 @pytest.mark.slow  # one AOTInductor compile
+def test_dynamic_package_serves_any_size(tmp_path):
+    """Named dims H, W from 33 to 256 (max_size): one package computes the
+    undeployed classifier's logits at sizes that are not multiples of
+    32."""
+    model = build_deploy_model(Config.fromfile(CLS_CONFIG))
+    path = export_aoti(export_graph(model), str(tmp_path / 'd.pt2'),
+                       (64, 64), max_size=256)
+    package = load_aoti(path)
+    for size in [(45, 77), (96, 33)]:
+        images = torch.randn(1, 3, *size)
+        with torch.no_grad():
+            logits = package(images)[0]
+        ref = reference_outputs(model, 'classifier', images)[0]
+        assert rel_err(logits, ref) < 1e-4
+
+
+@pytest.mark.slow  # one AOTInductor compile
 def test_cli_backbone_with_verify(tmp_path):
     out = str(tmp_path / 'backbone.pt2')
     res = run_tool(CLS_CONFIG, '--out', out, '--backbone-only', '--shape',

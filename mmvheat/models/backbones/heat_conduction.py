@@ -30,7 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 
-from mmvheat.ops import DEFAULT_IMPL, HCO_IMPLS, heat_decay, heat_filter
+from mmvheat.ops import DEFAULT_IMPL, heat_decay, heat_filter
 
 # Leaves for torch.fx symbolic tracing (they read shapes): calls, not code.
 torch.fx.wrap('heat_decay')
@@ -132,22 +132,19 @@ class HeatConductionOperator(nn.Module):
 
     State: its parameters, and after :meth:`VHeat.switch_to_deploy` the
     buffer ``decay_table`` (the damping factors of one map size, derived
-    from the FVE and ``to_k`` at that moment; None before).
+    from the FVE and ``to_k``; None before). The table is read only in
+    eval mode and only for a map of its size (:meth:`table_fits`); the
+    contract that keeps it equal to the weights is
+    :meth:`VHeat.switch_to_deploy`'s. How the filter is computed is an
+    argument of :meth:`forward` (the model's ``hco_impl``), not state.
 
     Args:
         dim (int): Number of channels C.
-        impl (str): How the DCT-damp-IDCT filter is computed, one of
-            :data:`mmvheat.ops.HCO_IMPLS` (see :mod:`mmvheat.ops.filters`).
-            Defaults to 'split'.
     """
 
-    def __init__(self, dim: int, impl: str = DEFAULT_IMPL) -> None:
+    def __init__(self, dim: int) -> None:
         super().__init__()
-        if impl not in HCO_IMPLS:
-            raise ValueError(f'hco_impl must be one of {HCO_IMPLS}, got '
-                             f'{impl!r}')
         self.dim = dim
-        self.impl = impl
         self.dwconv = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
         self.linear = nn.Linear(dim, 2 * dim)
         self.out_norm = nn.LayerNorm(dim, eps=1e-5)
@@ -162,14 +159,18 @@ class HeatConductionOperator(nn.Module):
         return heat_decay(self.to_k(freq_embed))
 
     def table_fits(self, x: torch.Tensor) -> bool:
-        """Whether the deploy table holds the factors of ``x``'s map
-        (channels-last (B, H, W, C))."""
+        """Whether :meth:`forward` reads the deploy table for ``x``
+        (channels-last (B, H, W, C)): in eval mode, when the table was
+        built for ``x``'s map. In training mode the factors always come
+        from the parameters."""
         table = self.decay_table
-        return table is not None and table.shape[:2] == x.shape[1:3]
+        return (not self.training and table is not None
+                and table.shape[:2] == x.shape[1:3])
 
     def forward(self, x: torch.Tensor,
                 freq_embed: Optional[torch.Tensor] = None,
-                bases: Bases = None) -> torch.Tensor:
+                bases: Bases = None,
+                impl: str = DEFAULT_IMPL) -> torch.Tensor:
         """Apply the operator.
 
         Args:
@@ -180,23 +181,29 @@ class HeatConductionOperator(nn.Module):
             bases (tuple[torch.Tensor, torch.Tensor], optional): The DCT
                 bases of the (H, W) map, shared by a stage's blocks.
                 Defaults to None (built here).
+            impl (str): How the DCT-damp-IDCT filter is computed, one of
+                :data:`mmvheat.ops.HCO_IMPLS` (see
+                :mod:`mmvheat.ops.filters`); inside :class:`VHeat` its
+                ``hco_impl``. Defaults to 'split'.
 
         Returns:
             torch.Tensor: Channels-last output (B, H, W, C).
         """
+        table = self.decay_table
         if self.table_fits(x):
-            factors = self.decay_table
+            factors = table
         elif freq_embed is None:
             raise ValueError(
                 'HeatConductionOperator needs the FVE of the '
                 f'{tuple(x.shape[1:3])} map: its decay table is '
-                + ('missing' if self.decay_table is None else
-                   f'for {tuple(self.decay_table.shape[:2])}'))
+                + ('missing' if table is None else
+                   'not read in training mode' if self.training else
+                   f'for {tuple(table.shape[:2])}'))
         else:
             factors = self.decay(freq_embed)
         x = self.dwconv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         u, z = self.linear(x).chunk(2, dim=-1)
-        u = heat_filter(u, factors, self.impl, bases)
+        u = heat_filter(u, factors, impl, bases)
         # == out_norm(u) * silu(z); the product is written into silu's
         # fresh result (one map fewer to allocate; autograd handles it)
         return self.out_linear(F.silu(z).mul_(self.out_norm(u)))
@@ -239,8 +246,6 @@ class HeatBlock(nn.Module):
             Defaults to None.
         mlp_ratio (float): Hidden width of the MLP over ``dim``.
             Defaults to 4.
-        impl (str): The HCO's filter (see :class:`HeatConductionOperator`).
-            Defaults to 'split'.
         selective_cp (bool): In training mode, run each branch under
             selective activation checkpointing (:func:`run_selective`):
             less activation memory for a slower step (a memory saver, as
@@ -253,13 +258,12 @@ class HeatBlock(nn.Module):
                  post_norm: bool = False,
                  layer_scale: Optional[float] = None,
                  mlp_ratio: float = 4.,
-                 impl: str = DEFAULT_IMPL,
                  selective_cp: bool = False) -> None:
         super().__init__()
         self.post_norm = post_norm
         self.selective_cp = selective_cp
         self.norm1 = nn.LayerNorm(dim, eps=1e-5)
-        self.op = HeatConductionOperator(dim, impl)
+        self.op = HeatConductionOperator(dim)
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim, eps=1e-5)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
@@ -271,11 +275,12 @@ class HeatBlock(nn.Module):
 
     def heat_branch(self, x: torch.Tensor,
                     freq_embed: Optional[torch.Tensor],
-                    bases: Bases = None) -> torch.Tensor:
+                    bases: Bases = None,
+                    impl: str = DEFAULT_IMPL) -> torch.Tensor:
         """The HCO with its norm, before layer scale and drop path."""
         if self.post_norm:
-            return self.norm1(self.op(x, freq_embed, bases))
-        return self.op(self.norm1(x), freq_embed, bases)
+            return self.norm1(self.op(x, freq_embed, bases, impl))
+        return self.op(self.norm1(x), freq_embed, bases, impl)
 
     def mlp_branch(self, x: torch.Tensor) -> torch.Tensor:
         """The MLP with its norm, before layer scale and drop path."""
@@ -283,15 +288,17 @@ class HeatBlock(nn.Module):
             return self.norm2(self.mlp(x))
         return self.mlp(self.norm2(x))
 
-    def forward(self, x: torch.Tensor, freq_embed: torch.Tensor,
-                bases: Bases = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, freq_embed: Optional[torch.Tensor],
+                bases: Bases = None,
+                impl: str = DEFAULT_IMPL) -> torch.Tensor:
         """Channels-last (B, H, W, C) in and out; see
-        :meth:`HeatConductionOperator.forward` for ``freq_embed`` and
-        ``bases``."""
+        :meth:`HeatConductionOperator.forward` for ``freq_embed``,
+        ``bases`` and ``impl`` (inside :class:`VHeat`, its ``hco_impl``)."""
         if self.selective_cp and self.training:
-            heat = run_selective(self.heat_branch, x, freq_embed, bases)
+            heat = run_selective(self.heat_branch, x, freq_embed, bases,
+                                 impl)
         else:
-            heat = self.heat_branch(x, freq_embed, bases)
+            heat = self.heat_branch(x, freq_embed, bases, impl)
         if self.gamma1 is not None:
             heat = self.gamma1 * heat
         x = x + self.drop_path(heat)

@@ -11,6 +11,7 @@ import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
+from torch.fx.experimental.symbolic_shapes import is_concrete_int
 
 from mmvheat.checkpoint import load_backbone_weights, map_legacy_keys
 from mmvheat.ops import (
@@ -63,8 +64,26 @@ def stage_inputs(freq_embed: torch.Tensor, x: torch.Tensor,
     return fve, dct_bases(h, w, x.device, x.dtype)
 
 
+def check_static_size(x: torch.Tensor, deploy_size: Tuple[int, int]) -> None:
+    """Refuse a ``torch.export`` of a deployed model with dynamic image
+    sizes: its decay tables hold one size, so the exported program would be
+    fixed to it. (``torch.compile`` specialises and recompiles per size, as
+    it should.) A leaf for ``torch.fx`` tracing."""
+    if not torch.compiler.is_exporting():
+        return
+    if any(isinstance(s, torch.SymInt) and not is_concrete_int(s)
+           for s in x.shape[2:]):
+        raise RuntimeError(
+            f'VHeat is deployed for {deploy_size[0]}x{deploy_size[1]} '
+            'inputs (decay tables of one size) and cannot be traced with '
+            'dynamic shapes: export it with static shapes, or export an '
+            'undeployed model (remove_decay_tables(), or '
+            'mmvheat.deployment.exportable_backbone(model)) for any size')
+
+
 # Leaves for torch.fx symbolic tracing (they read shapes): calls, not code.
 torch.fx.wrap('check_images')
+torch.fx.wrap('check_static_size')
 torch.fx.wrap('stage_inputs')
 
 
@@ -126,11 +145,12 @@ class VHeat(BaseModule):
     ``(ceil(H / 2^(i+2)), ceil(W / 2^(i+2)))``.
 
     The model keeps no state besides its parameters, except after
-    :meth:`switch_to_deploy`. Keys: see :mod:`mmvheat.checkpoint` (the
-    authors' layout loads strictly, mapped on load; saved checkpoints use
-    the plain layout). The official classifier's head ``classifier.0``
-    (LayerNorm) is ``outnorm3`` here and ``classifier.3`` (Linear) is the
-    ``fc`` of mmpretrain's ``LinearClsHead`` behind
+    :meth:`switch_to_deploy` (whose docstring is the deploy contract).
+    Keys: see :mod:`mmvheat.checkpoint` (the authors' layout loads
+    strictly, mapped on load; saved checkpoints use the plain layout).
+    The official classifier's head ``classifier.0`` (LayerNorm) is
+    ``outnorm3`` here and ``classifier.3`` (Linear) is the ``fc`` of
+    mmpretrain's ``LinearClsHead`` behind
     ``GlobalAveragePooling``.
 
     Args:
@@ -165,7 +185,9 @@ class VHeat(BaseModule):
             split of the DCT on axes of at least 256 of CPU tensors, dense
             products elsewhere), 'matmul' (always dense matrix products) or
             'fft' (see :mod:`mmvheat.ops.filters`). All give the same
-            outputs to float rounding. Defaults to 'split'.
+            outputs to float rounding. The one place the choice is kept:
+            the blocks get it as an argument, and setting
+            ``model.hco_impl`` changes it (validated). Defaults to 'split'.
         init_cfg (dict | list[dict], optional): mmengine initialisation
             config, e.g. ``dict(type='Pretrained', checkpoint=...)``.
             Defaults to None (the authors' initialisation).
@@ -204,9 +226,7 @@ class VHeat(BaseModule):
                  hco_impl: str = DEFAULT_IMPL,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        if hco_impl not in HCO_IMPLS:
-            raise ValueError(f'hco_impl must be one of {HCO_IMPLS}, got '
-                             f'{hco_impl!r}')
+        self.hco_impl = hco_impl  # validated by the setter
         self.arch_settings = self._parse_arch(arch)
         depths = self.arch_settings['depths']
         dims = self.arch_settings['dims']
@@ -220,7 +240,8 @@ class VHeat(BaseModule):
                              f'[-1, {self.num_stages}], got {frozen_stages}')
         self.frozen_stages = frozen_stages
         self.with_cp = with_cp
-        self.hco_impl = hco_impl
+        # the input size the decay tables are built for (None: not deployed)
+        self.deploy_size: Optional[Tuple[int, int]] = None
         self.drop_path_rate = drop_path_rate
 
         self.patch_embed = StemLayer(in_channels, dims[0])
@@ -239,7 +260,6 @@ class VHeat(BaseModule):
                     drop_path=rates[first + j],
                     post_norm=self.arch_settings['post_norm'],
                     layer_scale=self.arch_settings['layer_scale'],
-                    impl=hco_impl,
                     selective_cp=selective_cp) for j in range(depth)
             ]))
         self.downsamples = nn.ModuleList([
@@ -253,6 +273,8 @@ class VHeat(BaseModule):
         self._freeze_stages()
         # the authors' key layout loads too (see mmvheat.checkpoint)
         self.register_load_state_dict_pre_hook(_map_legacy_keys_on_load)
+        # a deployed model's tables follow loaded weights
+        self.register_load_state_dict_post_hook(_rebuild_tables_on_load)
 
     # construction helpers
     @classmethod
@@ -333,6 +355,19 @@ class VHeat(BaseModule):
             nn.init.trunc_normal_(fve, std=.02)
 
     @property
+    def hco_impl(self) -> str:
+        """The HCO's filter (see the class docstring), passed to every
+        block in :meth:`forward_stage`."""
+        return self._hco_impl
+
+    @hco_impl.setter
+    def hco_impl(self, impl: str) -> None:
+        if impl not in HCO_IMPLS:
+            raise ValueError(f'hco_impl must be one of {HCO_IMPLS}, got '
+                             f'{impl!r}')
+        self._hco_impl = impl
+
+    @property
     def out_channels(self) -> List[int]:
         """Channels of each output, in ``out_indices`` order."""
         return [self.dims[i] for i in self.out_indices]
@@ -360,20 +395,23 @@ class VHeat(BaseModule):
             self.freq_embed[i].requires_grad = False
 
     def train(self, mode: bool = True) -> 'VHeat':
-        """Set the mode; frozen stages stay in eval mode."""
+        """Set the mode; frozen stages stay in eval mode. Training mode
+        (``mode=True``) also ends the deployed state: the decay tables are
+        dropped (see :meth:`switch_to_deploy`)."""
         super().train(mode)
         self._freeze_stages()
+        if mode:
+            self.remove_decay_tables()
         return self
 
     # ------------------------------------------------------------------
     # deploy
     @property
     def deployed(self) -> bool:
-        """Whether the blocks hold decay tables (:meth:`switch_to_deploy`)."""
-        return any(block.op.decay_table is not None
-                   for stage in self.layers for block in stage)
+        """Whether the model is deployed (:meth:`switch_to_deploy`): its
+        blocks hold decay tables for the input size ``deploy_size``."""
+        return self.deploy_size is not None
 
-    @torch.no_grad()
     def switch_to_deploy(self,
                          img_size: Optional[Union[int, Sequence[int]]] = None
                          ) -> None:
@@ -381,16 +419,36 @@ class VHeat(BaseModule):
 
         Each HCO gets a non-persistent buffer ``decay_table`` (H, W, C):
         ``decay_map ** ReLU(to_k(FVE))`` for the map its stage has for an
-        ``img_size`` input, from the weights *as they are now*. A forward on
-        a map of that size then reads the table instead of resizing the
-        FVE and running ``to_k`` and the power (a few percent of a block at
+        ``img_size`` input, from the current weights; the model is put in
+        eval mode and remembers the size (``deploy_size``). A forward on a
+        map of that size then reads the table instead of resizing the FVE
+        and running ``to_k`` and the power (a few percent of a block at
         batch 1); other sizes compute their factors as before. Memory:
         ``sum(H_i W_i C_i depth_i)`` floats (5.7 MB for vHeat-T at 224).
+        The state dict is unchanged.
 
-        A deployed model no longer follows changes to the FVEs or ``to_k``
-        (an optimizer step, EMA, ``load_state_dict``, in-place writes): call
-        this again after them, or :meth:`remove_decay_tables` to go back to
-        computing the factors in every forward. The state dict is unchanged.
+        The contract (the tables never disagree with the weights):
+
+        * Tables are read only in eval mode and only for the map size they
+          were built for; in training mode the factors always come from
+          the parameters, so every FVE and ``to_k`` gets its gradient.
+        * ``train()`` (``train(True)``, also through a parent module) drops
+          the tables: the model is no longer deployed. After training (an
+          optimizer step, EMA, a ``reparameterize_model`` copy trained
+          further), call this again.
+        * ``load_state_dict`` (PyTorch's, and mmengine's
+          ``load_state_dict``/``load_checkpoint``, on this model or a
+          parent) rebuilds the tables at ``deploy_size`` from the loaded
+          weights: the model stays deployed and computes the loaded
+          weights' outputs.
+        * In-place writes to the FVEs or ``to_k`` in eval mode (``with
+          torch.no_grad(): p.add_(...)``, an optimizer step without
+          ``train()``) cannot be seen: after them, call this again (or
+          :meth:`remove_decay_tables`).
+
+        A deployed model holds tables of one input size, so it is exported
+        with static shapes; tracing it with dynamic ones is refused (export
+        an undeployed model for any size).
 
         Args:
             img_size (int | tuple[int, int], optional): Input size to build
@@ -398,6 +456,13 @@ class VHeat(BaseModule):
         """
         size = self.img_size if img_size is None else self._pair(
             img_size, 'img_size')
+        self.eval()
+        self._build_decay_tables(size)
+
+    @torch.no_grad()
+    def _build_decay_tables(self, size: Tuple[int, int]) -> None:
+        """Every block's table for an input of ``size``, from the current
+        weights; sets ``deploy_size``."""
         for i, stage in enumerate(self.layers):
             fve = self.freq_embed[i]
             grid = tuple(self.feature_size(s, i) for s in size)
@@ -405,6 +470,7 @@ class VHeat(BaseModule):
                 fve = resize_freq_embed(fve, grid)
                 for block in stage:
                     block.op.decay_table = block.op.decay(fve).to(fve.dtype)
+        self.deploy_size = tuple(size)
 
     def reparameterize(self) -> None:
         """:meth:`switch_to_deploy` at the model's ``img_size`` (the name
@@ -413,27 +479,30 @@ class VHeat(BaseModule):
 
     def remove_decay_tables(self) -> None:
         """Undo :meth:`switch_to_deploy`: compute the factors in every
-        forward again."""
+        forward again (the model is no longer deployed)."""
         for stage in self.layers:
             for block in stage:
                 block.op.decay_table = None
+        self.deploy_size = None
 
     # ------------------------------------------------------------------
     # forward
     def forward_stage(self, stage: int, x: torch.Tensor) -> torch.Tensor:
-        """Run the blocks of ``stage`` on channels-last ``x`` (B, H, W, C):
-        the stage's FVE resized to the map (unless every block's deploy
-        table fits the map) and the map's DCT bases, built once and shared
-        by the blocks."""
+        """Run the blocks of ``stage`` on channels-last ``x`` (B, H, W, C)
+        with the model's ``hco_impl``: the stage's FVE resized to the map
+        (unless every block reads its deploy table,
+        :meth:`HeatConductionOperator.table_fits`) and the map's DCT bases,
+        built once and shared by the blocks."""
         blocks = self.layers[stage]
         with_fve = not all(block.op.table_fits(x) for block in blocks)
         freq_embed, bases = stage_inputs(self.freq_embed[stage], x, with_fve)
+        impl = self.hco_impl
         for block in blocks:
             if self.with_cp and self.training:
-                x = cp.checkpoint(block, x, freq_embed, bases,
+                x = cp.checkpoint(block, x, freq_embed, bases, impl,
                                   use_reentrant=False)
             else:
-                x = block(x, freq_embed, bases)
+                x = block(x, freq_embed, bases, impl)
         return x
 
     def stage_outputs(self, x: torch.Tensor,
@@ -451,6 +520,8 @@ class VHeat(BaseModule):
             ``stages`` (after the blocks, before the downsample), in order.
         """
         check_images(x, self.in_channels, self.freq_embed[0].dtype)
+        if self.deployed and not self.training:
+            check_static_size(x, self.deploy_size)
         x = self.patch_embed(x)
         last = max(stages)
         outs = []
@@ -526,3 +597,11 @@ def _map_legacy_keys_on_load(module: VHeat, state_dict: dict, prefix: str,
     mapped = map_legacy_keys(state_dict, prefix)
     state_dict.clear()
     state_dict.update(mapped)
+
+
+def _rebuild_tables_on_load(module: VHeat, incompatible_keys) -> None:
+    """``load_state_dict`` post-hook (PyTorch's and mmengine's loaders call
+    it): a deployed model rebuilds its tables at ``deploy_size`` from the
+    loaded weights."""
+    if module.deployed:
+        module._build_decay_tables(module.deploy_size)
