@@ -254,8 +254,10 @@ def test_deploy_equals_plain_form_any_size():
 
 
 def test_deployed_model_keeps_its_tables_until_deployed_again():
-    """Documented: a deployed model does not follow weight changes until
-    switch_to_deploy() (or remove_decay_tables()) is called again."""
+    """Documented (the deploy contract's one manual case): in-place writes
+    in eval mode are not seen until switch_to_deploy() (or
+    remove_decay_tables()) is called again; tests/test_models/
+    test_deploy_contract.py covers what is automatic."""
     model = VHeat(SMALL, out_indices=(3, ), img_size=64).eval()
     model.switch_to_deploy()
     x = torch.randn(1, 3, 64, 64)
