@@ -113,7 +113,8 @@ def test_load_from_refuses_wrong_architecture(ws):
     rc, out, err = tool('tools/train.py', cfg, '--work-dir', tmp / 'w_lf',
                         '--cfg-options', f'load_from={tmp / "wrong.pth"}')
     assert rc == 1
-    assert 'refusing to load it for fine-tuning' in one_error('train.py', out, err)
+    msg = one_error('train.py', out, err)
+    assert 'refusing to load it for fine-tuning' in msg
 
 
 def test_libraries_own_test_tool_refuses_wrong_architecture(ws):
