@@ -394,3 +394,16 @@ def test_expected_errors_include_the_deployment_error_once_imported():
     from mmvheat.deployment import DeployError
     from mmvheat.utils.runner import expected_errors
     assert DeployError in expected_errors()
+
+
+def test_draw_predictions_refuses_wrong_architecture(ws):
+    """The libraries' inferencers load leniently; the drawing tool loads
+    again through mmvheat's checked loader, so another arch's file is one
+    error line instead of panels from random weights."""
+    tmp, cfg = ws
+    rc, out, err = tool('tools/analysis_tools/draw_predictions.py', 'cls',
+                        cfg, tmp / 'wrong.pth', '--data-root',
+                        tmp / 'imagenet', '--out-dir', tmp / 'draw_wrong')
+    assert rc == 1
+    msg = one_error('draw_predictions.py', out, err)
+    assert 'wrong.pth' in msg and 'does not fit' in msg

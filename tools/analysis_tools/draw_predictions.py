@@ -24,6 +24,7 @@ from mmvheat.analysis.visualization.panels import (
     classification_panel,
     segmentation_panel,
 )
+from mmvheat.checkpoint import load_weights
 from mmvheat.utils import (
     add_debug_arg,
     add_out_dir_arg,
@@ -49,6 +50,9 @@ def draw_segmentation(config: str, checkpoint: str, data_root: str,
     import torch
     from mmseg.apis import inference_model, init_model
     model = init_model(config, checkpoint, device='cpu')
+    # mmseg loads leniently; load again through mmvheat's checked loader,
+    # so a file that does not fit is refused instead of drawn
+    load_weights(model, checkpoint, 'test')
     palette = model.dataset_meta['palette']
     panels = []
     images = _files(osp.join(data_root, 'images', 'validation', '*.jpg'),
@@ -78,6 +82,7 @@ def draw_classification(config: str, checkpoint: str, data_root: str,
     from mmpretrain.apis import ImageClassificationInferencer
     inferencer = ImageClassificationInferencer(config, pretrained=checkpoint,
                                                device='cpu')
+    load_weights(inferencer.model, checkpoint, 'test')  # checked, as above
     by_class = [_files(osp.join(d, '*'), f'images in {d}') for d in
                 _files(osp.join(data_root, 'val', '*'), 'class folders')]
     picks = [files[i] for i in range(num) for files in by_class
