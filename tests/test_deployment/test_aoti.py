@@ -76,6 +76,16 @@ def test_cli_backbone_with_verify(tmp_path):
     assert os.path.getsize(out) > 0
 
 
+@pytest.mark.slow  # one AOTInductor compile
+def test_cli_dynamic_package_with_verify(tmp_path):
+    out = str(tmp_path / 'dynamic.pt2')
+    res = run_tool(CLS_CONFIG, '--out', out, '--backbone-only', '--shape',
+                   '64', '48', '--dynamic', '--max-size', '256', '--verify')
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert '(backbone, 1x3xHxW, H and W 33-256' in res.stdout
+    assert 'OK tolerance 0.0001' in res.stdout
+
+
 def test_cli_errors(tmp_path):
     out = str(tmp_path / 'x.pt2')
     res = run_tool(DET_CONFIG, '--out', out)
@@ -89,3 +99,8 @@ def test_cli_errors(tmp_path):
     res = run_tool(CLS_CONFIG, '--out', out, '--batch', '0')
     assert 'pytorch2aoti.py: error: --batch must be >= 1, got 0' in res.stderr
     assert not os.path.exists(out)
+    res = run_tool(CLS_CONFIG, '--out', out, '--dynamic', '--shape', '32',
+                   '32')
+    assert res.returncode == 1
+    assert 'pytorch2aoti.py: error: --dynamic takes H and W from 33 to ' \
+        '--max-size (1024)' in res.stderr

@@ -2,8 +2,8 @@
 the fastest CPU inference path, with PyTorch's own means.
 
     python tools/deployment/pytorch2aoti.py CONFIG [CHECKPOINT] --out FILE
-        [--shape H W] [--batch 1] [--normalize] [--backbone-only]
-        [--verify] [--cfg-options k=v ...]
+        [--shape H W] [--batch 1] [--dynamic] [--max-size 1024]
+        [--normalize] [--backbone-only] [--verify] [--cfg-options k=v ...]
 
 The model of an mmpretrain classifier or mmseg UperNet config (or, with
 ``--backbone-only``, its vHeat backbone) is deployed at ``--shape`` (the
@@ -11,7 +11,10 @@ decay tables become constants), exported with ``torch.export`` and compiled
 by AOTInductor (the weights become constants of the package).
 The package takes exactly ``--batch`` x 3 x H x W images, normalised as the
 config's data preprocessor does unless ``--normalize`` puts mean/std (and
-BGR -> RGB) inside it. Load and run it with::
+BGR -> RGB) inside it. ``--dynamic`` exports the undeployed model with named
+dims instead: one package for any H and W from 33 to ``--max-size`` (the
+decay tables are computed in the graph; ``--shape`` is the example size).
+Load and run it with::
 
     import torch
     model = torch._inductor.aoti_load_package('vheat-t.pt2')
@@ -46,6 +49,12 @@ def parse_args(argv=None):
                   "takes; default: the backbone's img_size")
     parser.add_argument('--batch', type=int, default=1,
                         help='batch the package takes (default: 1)')
+    parser.add_argument('--dynamic', action='store_true',
+                        help='one package for any H and W from 33 to '
+                        '--max-size (default: the fixed --shape)')
+    parser.add_argument('--max-size', type=int, default=1024,
+                        help='largest H and W of a --dynamic package '
+                        '(default: 1024)')
     parser.add_argument('--normalize', action='store_true',
                         help='put mean/std normalisation (and BGR->RGB) in '
                         'the package: it then takes raw pixels')
@@ -81,6 +90,7 @@ def main(argv=None):
     from mmengine.config import Config
 
     from mmvheat.deployment import (
+        EXPORT_MIN_SIZE,
         DeployError,
         build_deploy_model,
         check_size,
@@ -103,16 +113,33 @@ def main(argv=None):
             'for the whole Mask R-CNN use pytorch2onnx.py, or add '
             '--backbone-only')
     size = check_size(args.shape or model.backbone.img_size, '--shape')
-    graph = export_graph(model, size, args.normalize, args.backbone_only)
+    max_size = None
+    if args.dynamic:
+        max_size = args.max_size
+        if not EXPORT_MIN_SIZE <= min(size) <= max(size) <= max_size:
+            raise DeployError(
+                f'--dynamic takes H and W from {EXPORT_MIN_SIZE} to '
+                f'--max-size ({max_size}); the example --shape '
+                f'{size[0]} {size[1]} is outside')
+    graph = export_graph(model, None if args.dynamic else size,
+                         args.normalize, args.backbone_only)
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     start = time.perf_counter()
-    export_aoti(graph, args.out, size, args.batch)
-    print(f'wrote {args.out} ({graph.task}, {args.batch}x3x{size[0]}x'
-          f'{size[1]}, {osp.getsize(args.out) / 2**20:.1f} MB) in '
+    export_aoti(graph, args.out, size, args.batch, max_size=max_size)
+    shape = (f'{args.batch}x3xHxW, H and W {EXPORT_MIN_SIZE}-{max_size}'
+             if args.dynamic else f'{args.batch}x3x{size[0]}x{size[1]}')
+    print(f'wrote {args.out} ({graph.task}, {shape}, '
+          f'{osp.getsize(args.out) / 2**20:.1f} MB) in '
           f'{time.perf_counter() - start:.0f} s')
     if args.verify:
-        worst = verify(load_aoti(args.out), model, graph.task, size,
-                       args.batch, args.normalize, preprocess_of(model))
+        package = load_aoti(args.out)
+        sizes = [size]
+        if args.dynamic:  # and one size the example did not fix
+            sizes.append((max(EXPORT_MIN_SIZE, size[0] - 13),
+                          min(max_size, size[1] + 7)))
+        worst = max(
+            verify(package, model, graph.task, s, args.batch,
+                   args.normalize, preprocess_of(model)) for s in sizes)
         ok = worst <= TOLERANCE
         print(f'max relative error {worst:.2e} '
               f'({"OK" if ok else "ABOVE"} tolerance {TOLERANCE:g})')
