@@ -21,3 +21,16 @@ def randomise(model: torch.nn.Module) -> dict:
         value.copy_(noise)
     model.load_state_dict(sd)
     return sd
+
+
+def perturbed_vheat(arch: dict, **kwargs) -> torch.nn.Module:
+    """A seeded VHeat of ``arch`` at 64 with all four outputs, every
+    parameter moved off its init (non-trivial conductivities and norms), in
+    eval mode."""
+    from mmvheat.models import VHeat
+    torch.manual_seed(0)
+    model = VHeat(arch, img_size=64, out_indices=(0, 1, 2, 3), **kwargs)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return model.eval()

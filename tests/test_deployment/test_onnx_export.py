@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from helpers.numerics import rel_err
+from helpers.numerics import perturbed_vheat, rel_err
 from mmvheat.deployment import (
     DeployError,
     OnnxBackbone,
@@ -36,12 +36,7 @@ class Features(nn.Module):
 
 
 def small_vheat(**kwargs) -> VHeat:
-    torch.manual_seed(0)
-    model = VHeat(ARCH, img_size=64, out_indices=(0, 1, 2, 3), **kwargs)
-    with torch.no_grad():  # non-trivial conductivities and norms
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
-    return model.eval()
+    return perturbed_vheat(ARCH, **kwargs)
 
 
 @pytest.fixture(scope='module')

@@ -4,7 +4,7 @@ eager model; a deployed model refuses dynamic shapes in one line."""
 import pytest
 import torch
 
-from helpers.numerics import rel_err
+from helpers.numerics import perturbed_vheat, rel_err
 from mmvheat.deployment import (
     EXPORT_MIN_SIZE,
     exportable_backbone,
@@ -16,12 +16,7 @@ ARCH = dict(depths=[1, 1, 2, 1], dims=8, post_norm=True, layer_scale=0.5)
 
 
 def small_vheat(**kwargs) -> VHeat:
-    torch.manual_seed(0)
-    model = VHeat(ARCH, img_size=64, out_indices=(0, 1, 2, 3), **kwargs)
-    with torch.no_grad():  # non-trivial conductivities and norms
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
-    return model.eval()
+    return perturbed_vheat(ARCH, **kwargs)
 
 
 def export(module, max_batch=None):

@@ -34,6 +34,7 @@ from typing import Optional
 import pytest
 
 from helpers.paths import REPO_ROOT as ROOT
+from helpers.tools import load_tool, parse_tool_args
 
 # written by docs/en/conf.py before a docs build; the test writes its own
 GENERATED = 'docs/en/notes/benchmarks'
@@ -171,46 +172,16 @@ def to_argv(command: str) -> list:
     return argv
 
 
-_TOOLS = {}
-
-
-def load_tool(path: str):
-    if path not in _TOOLS:
-        name = 'doc_tool_' + re.sub(r'\W', '_', path)
-        spec = importlib.util.spec_from_file_location(
-            name, osp.join(ROOT, path))
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _TOOLS[path] = module
-    return _TOOLS[path]
-
-
-class _Parsed(Exception):
-    pass
 
 
 def parse_tool(path: str, argv: list) -> argparse.Namespace:
-    """``argv`` parsed as ``path`` parses it: its ``parse_args`` or
-    ``build_parser`` where it has one, else its ``main`` up to the parse."""
-    module = load_tool(path)
+    """``argv`` parsed as the tool at ``path`` parses it
+    (:func:`helpers.tools.parse_tool_args`); a rejected argument fails the
+    test with the parser's message."""
     err = io.StringIO()
     try:
         with contextlib.redirect_stderr(err):
-            if hasattr(module, 'parse_args'):
-                return module.parse_args(argv)
-            if hasattr(module, 'build_parser'):
-                return module.build_parser().parse_args(argv)
-            real = argparse.ArgumentParser.parse_args
-
-            def stop(self, args=None, namespace=None):
-                raise _Parsed(real(self, args, namespace))
-
-            with pytest.MonkeyPatch.context() as mp:
-                mp.setattr(argparse.ArgumentParser, 'parse_args', stop)
-                module.main(argv)
-            raise AssertionError(f'{path}: main() never parsed its arguments')
-    except _Parsed as parsed:
-        return parsed.args[0]
+            return parse_tool_args(path, argv)
     except SystemExit as exc:
         if exc.code:
             message = err.getvalue().strip().splitlines()[-1:]

@@ -8,12 +8,12 @@ no blanket warning filters."""
 import argparse
 import ast
 import glob
-import importlib.util
 import os.path as osp
 
 import pytest
 
 from helpers.paths import REPO_ROOT
+from helpers.tools import parse_tool_args, tool_parser
 from mmvheat.analysis.specs import model_spec
 from mmvheat.ops import HCO_IMPLS
 
@@ -125,57 +125,6 @@ OLD_SPELLINGS = [
 ]
 
 
-class _Parsed(Exception):
-    """Raised instead of parsing, carrying the parser and its result."""
-
-    def __init__(self, parser, namespace):
-        super().__init__()
-        self.parser, self.namespace = parser, namespace
-
-
-def _load(tool: str):
-    name = osp.splitext(osp.basename(tool))[0]
-    spec = importlib.util.spec_from_file_location(
-        f'tool_{name}', osp.join(REPO_ROOT, tool))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _parser(monkeypatch, tool: str) -> argparse.ArgumentParser:
-    """The parser of ``tool``: its ``main`` run up to the parsing."""
-
-    def stop(self, args=None, namespace=None):
-        raise _Parsed(self, None)
-
-    module = _load(tool)
-    monkeypatch.setattr(argparse.ArgumentParser, 'parse_args', stop)
-    with pytest.raises(_Parsed) as info:
-        module.main([])
-    monkeypatch.undo()
-    return info.value.parser
-
-
-def _parse(monkeypatch, tool: str, argv) -> argparse.Namespace:
-    """``argv`` parsed as ``tool`` parses it (its own ``parse_args`` where
-    it has one, with whatever that does after parsing)."""
-    module = _load(tool)
-    if hasattr(module, 'parse_args'):
-        return module.parse_args(argv)
-    if hasattr(module, 'build_parser'):
-        return module.build_parser().parse_args(argv)
-    real = argparse.ArgumentParser.parse_args
-
-    def stop(self, args=None, namespace=None):
-        raise _Parsed(self, real(self, args, namespace))
-
-    monkeypatch.setattr(argparse.ArgumentParser, 'parse_args', stop)
-    with pytest.raises(_Parsed) as info:
-        module.main(argv)
-    monkeypatch.undo()
-    return info.value.namespace
-
-
 def _shown(parser) -> dict:
     """Option string -> action, for the options ``--help`` shows."""
     return {s: a for a in parser._actions if a.help != argparse.SUPPRESS
@@ -193,8 +142,8 @@ def test_every_tool_is_listed():
 
 
 @pytest.mark.parametrize('tool', list(TOOLS))
-def test_every_argument_has_help(monkeypatch, tool):
-    parser = _parser(monkeypatch, tool)
+def test_every_argument_has_help(tool):
+    parser = tool_parser(tool)
     visible = {}
     for action in parser._actions:
         if isinstance(action, argparse._HelpAction):
@@ -211,12 +160,12 @@ def test_every_argument_has_help(monkeypatch, tool):
 
 
 @pytest.mark.parametrize('tool', list(TOOLS))
-def test_positionals_and_vocabulary(monkeypatch, tool):
+def test_positionals_and_vocabulary(tool):
     """The positionals, then the vocabulary: the flags of VOCABULARY the
     tool shows are exactly those listed for it, each with its one meaning,
     and no retired spelling is shown."""
     positionals, vocabulary = TOOLS[tool]
-    parser = _parser(monkeypatch, tool)
+    parser = tool_parser(tool)
     assert [a.dest for a in parser._actions
             if not a.option_strings] == positionals
     shown = _shown(parser)
@@ -244,25 +193,25 @@ def test_one_line_errors_through_run_tool(tool):
 
 
 @pytest.mark.parametrize('tool,base,new,old', OLD_SPELLINGS)
-def test_old_spellings_are_hidden_aliases(monkeypatch, tool, base, new, old):
-    new_args = _parse(monkeypatch, tool, base + new)
-    old_args = _parse(monkeypatch, tool, base + old)
+def test_old_spellings_are_hidden_aliases(tool, base, new, old):
+    new_args = parse_tool_args(tool, base + new)
+    old_args = parse_tool_args(tool, base + old)
     assert vars(new_args) == vars(old_args)
     # and the flag did something: not what the tool takes by default
-    assert vars(new_args) != vars(_parse(monkeypatch, tool, base))
+    assert vars(new_args) != vars(parse_tool_args(tool, base))
     if old[0] != new[0]:  # a renamed flag (not an old value spelling)
-        assert old[0] not in _shown(_parser(monkeypatch, tool))
+        assert old[0] not in _shown(tool_parser(tool))
 
 
-def test_get_flops_defaults_to_the_models_implementation(monkeypatch):
+def test_get_flops_defaults_to_the_models_implementation():
     """get_flops counts what the model computes unless told otherwise;
     its help says how to get the paper's dense count."""
     from mmvheat.models import VHeat
     from mmvheat.ops import DEFAULT_IMPL
     tool = 'tools/analysis_tools/get_flops.py'
     assert VHeat(dict(depths=[1, 1, 1, 1], dims=8)).hco_impl == DEFAULT_IMPL
-    assert _parse(monkeypatch, tool, []).hco_impl is None  # the model's own
-    action = _shown(_parser(monkeypatch, tool))['--hco-impl']
+    assert parse_tool_args(tool, []).hco_impl is None  # the model's own
+    action = _shown(tool_parser(tool))['--hco-impl']
     assert '--hco-impl matmul' in action.help
     assert f"'{DEFAULT_IMPL}'" in action.help
 
