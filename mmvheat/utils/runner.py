@@ -274,22 +274,16 @@ def set_local_rank(local_rank: Optional[int]) -> None:
 def expected_errors() -> Tuple[type, ...]:
     """The exception types :func:`run_tool` reports as one line: a missing
     file, an unreadable or unfitting checkpoint, a failed download, a
-    :class:`ToolError`, and the deployment code's ``DeployError`` (a model,
-    size or option it cannot handle) when a tool has imported it."""
+    :class:`ToolError`."""
     from mmvheat.checkpoint import CheckpointError
     from mmvheat.download import DownloadError
-    errors = [FileNotFoundError, NotADirectoryError, CheckpointError,
-              DownloadError, ToolError]
-    # only a tool that imported the deployment code can raise its error;
-    # importing it here would pull in that code for every tool
-    graph = sys.modules.get('mmvheat.deployment.task_graph')
-    if graph is not None:
-        errors.append(graph.DeployError)
-    return tuple(errors)
+    return (FileNotFoundError, NotADirectoryError, CheckpointError,
+            DownloadError, ToolError)
 
 
 def run_tool(main: Callable[[Optional[List[str]]], object], prog: str,
-             argv: Optional[List[str]] = None) -> int:
+             argv: Optional[List[str]] = None,
+             errors: Tuple[type, ...] = ()) -> int:
     """Run a tool's ``main``; report expected failures as one line.
 
     An exception of :func:`expected_errors` prints ``{prog}: error:
@@ -302,6 +296,9 @@ def run_tool(main: Callable[[Optional[List[str]]], object], prog: str,
         prog (str): The tool's name for the message, e.g. 'test.py'.
         argv (list[str], optional): Arguments. Defaults to None
             (``sys.argv[1:]``).
+        errors (tuple[type], optional): More exception types the tool
+            reports as one line (the deployment tools pass
+            ``mmvheat.deployment.DeployError``). Defaults to ().
 
     Returns:
         int: The exit status: 0, or 1 after an expected failure.
@@ -311,7 +308,7 @@ def run_tool(main: Callable[[Optional[List[str]]], object], prog: str,
                                                                        '0')
     try:
         main(argv)
-    except expected_errors() as err:
+    except expected_errors() + tuple(errors) as err:
         if debug:
             raise
         sys.stderr.write(f'{prog}: error: {err}\n'

@@ -387,13 +387,19 @@ def test_bad_option_is_one_line(paths, path, args, status, says):
     assert says in error_line(osp.basename(path), out, err)
 
 
-def test_expected_errors_include_the_deployment_error_once_imported():
-    """run_tool reports the deployment code's DeployError as one line
-    (once a tool has imported that code; importing it is the tool's
-    choice)."""
+def test_run_tool_reports_the_errors_a_tool_names(capsys):
+    """The deployment tools name DeployError to run_tool: one line, exit
+    1; an error type nobody named keeps its traceback."""
     from mmvheat.deployment import DeployError
-    from mmvheat.utils.runner import expected_errors
-    assert DeployError in expected_errors()
+    from mmvheat.utils.runner import run_tool
+
+    def main(argv):
+        raise DeployError('no such size')
+
+    assert run_tool(main, 'x.py', [], errors=(DeployError, )) == 1
+    assert 'x.py: error: no such size' in capsys.readouterr().err
+    with pytest.raises(DeployError):
+        run_tool(main, 'x.py', [])
 
 
 def test_draw_predictions_refuses_wrong_architecture(ws):

@@ -165,4 +165,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(run_tool(main, 'benchmark_detector.py'))
+    from mmvheat.deployment import DeployError
+    sys.exit(run_tool(main, 'benchmark_detector.py', errors=(DeployError, )))

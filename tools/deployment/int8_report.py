@@ -160,4 +160,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(run_tool(main, 'int8_report.py'))
+    from mmvheat.deployment import DeployError
+    sys.exit(run_tool(main, 'int8_report.py', errors=(DeployError, )))

@@ -148,4 +148,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(run_tool(main, 'pytorch2aoti.py'))
+    from mmvheat.deployment import DeployError
+    sys.exit(run_tool(main, 'pytorch2aoti.py', errors=(DeployError, )))

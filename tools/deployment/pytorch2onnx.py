@@ -226,4 +226,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(run_tool(main, 'pytorch2onnx.py'))
+    from mmvheat.deployment import DeployError
+    sys.exit(run_tool(main, 'pytorch2onnx.py', errors=(DeployError, )))

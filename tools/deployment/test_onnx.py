@@ -168,4 +168,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(run_tool(main, 'test_onnx.py'))
+    from mmvheat.deployment import DeployError
+    sys.exit(run_tool(main, 'test_onnx.py', errors=(DeployError, )))
