@@ -126,6 +126,13 @@ PAGES = [
                          '--models vheat-t swin-t --compile on --modes train '
                          '\\\n    --dtypes fp32 bf16 --sizes 224 '
                          '--batch-sizes 8 --threads 2'),
+            dict(path='roofline/small', plot='roofline',
+                 title='The small models, eager, inference and training, '
+                       '224 batch 8',
+                 command='python tools/analysis_tools/benchmark.py '
+                         '--models vheat-s swin-s convnext-s \\\n'
+                         '    --modes infer train --dtypes fp32 bf16 '
+                         '--sizes 224 --batch-sizes 8 --threads 2'),
         ]),
     dict(
         name='plain',
@@ -800,7 +807,7 @@ SUMMARY_PAGE = 'summary.md'
 SUMMARY = dict(
     results=['roofline/infer_eager', 'roofline/infer_compiled',
              'roofline/train_eager', 'roofline/train_memory',
-             'roofline/train_compiled'],
+             'roofline/train_compiled', 'roofline/small'],
     families=[[('vheat-t', 'vHeat-T'), ('swin-t', 'Swin-T'),
                ('convnext-t', 'ConvNeXt-T')],
               [('vheat-s', 'vHeat-S'), ('swin-s', 'Swin-S'),
