@@ -29,13 +29,12 @@ from mmvheat.version import __version__
 __all__ = ['convert_checkpoint']
 
 
-def _backbone_of(weights: dict, source: str) -> dict:
-    """The backbone keys of ``weights`` (wrappers stripped), checked to be a
-    whole vHeat backbone: the file's own arch, fitted
-    (:func:`~mmvheat.checkpoint.fit_weights`) into a VHeat built on the meta
-    device; only the ``outnorm{i}`` may be absent. Anything else raises,
-    naming what the file holds."""
-    state, _ = backbone_state_dict(weights)
+def _check_backbone(state: dict, weights: dict, source: str) -> None:
+    """Check that ``state``, the backbone keys of ``weights`` (the file's
+    weights, wrappers stripped), is a whole vHeat backbone: the file's own
+    arch, fitted (:func:`~mmvheat.checkpoint.fit_weights`) into a VHeat
+    built on the meta device; only the ``outnorm{i}`` may be absent.
+    Anything else raises, naming what the file holds."""
     arch = arch_in_weights(state)
     if not is_vheat_weights(state) or arch is None:
         found = ', '.join(list(weights)[:8]) or 'no tensors'
@@ -54,7 +53,6 @@ def _backbone_of(weights: dict, source: str) -> dict:
                  layer_scale=1e-5 if arch['layer_scale'] else None),
             img_size=(grid[0] * 4, grid[1] * 4), out_indices=outs or -1)
     fit_weights(model, state, 'finetune', source=source)
-    return state
 
 
 def convert_checkpoint(src: str,
@@ -94,10 +92,10 @@ def convert_checkpoint(src: str,
     source = str(src)
     weights, fmt = select_weights(read_checkpoint(src), use_ema, source)
     weights = strip_wrappers(weights)
-    _backbone_of(weights, source)
+    backbone, dropped = backbone_state_dict(weights)
+    _check_backbone(backbone, weights, source)
     if backbone_only:
-        state, dropped = backbone_state_dict(weights)
-        prefix = ''
+        state, prefix = backbone, ''
     else:
         state, dropped = classifier_state_dict(weights), []
         prefix = 'backbone.'
