@@ -452,30 +452,28 @@ def md_table(header, rows):
     return '\n'.join(lines)
 
 
-def commit_date(path):
-    """The date git last committed ``path``, or None."""
+def _last_commit(path, fmt):
+    """``git log -1 --format=FMT`` of ``path``, or None."""
     try:
         out = subprocess.run(
-            ['git', 'log', '-1', '--format=%cs', '--', osp.basename(path)],
+            ['git', 'log', '-1', f'--format={fmt}', '--',
+             osp.basename(path)],
             cwd=osp.dirname(path), capture_output=True, text=True,
             timeout=30)
     except (OSError, subprocess.SubprocessError):
         return None
-    date = out.stdout.strip()
-    return date if out.returncode == 0 and date else None
+    value = out.stdout.strip()
+    return value if out.returncode == 0 and value else None
+
+
+def commit_date(path):
+    """The date git last committed ``path``, or None."""
+    return _last_commit(path, '%cs')
 
 
 def commit_id(path):
     """The short id of the commit that last changed ``path``, or None."""
-    try:
-        out = subprocess.run(
-            ['git', 'log', '-1', '--format=%h', '--', osp.basename(path)],
-            cwd=osp.dirname(path), capture_output=True, text=True,
-            timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    commit = out.stdout.strip()
-    return commit if out.returncode == 0 and commit else None
+    return _last_commit(path, '%h')
 
 
 def provenance(meta, rows, path, spec=None):
